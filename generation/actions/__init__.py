@@ -1,0 +1,1 @@
+"""Every write to generation's models goes through these functions."""

@@ -1,0 +1,210 @@
+"""The worker side of a job: claim with a lease, heartbeat, finish or fail, and the reaper.
+
+Every transition is a conditional UPDATE on the job row, so running any step twice, or from a
+worker whose lease has expired, changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from generation.actions.quota import refund_generation_quota
+from generation.actions.requests import dispatch_render_after_commit
+from generation.events import send_video_event
+from generation.models import VideoJob
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """The job is no longer ours: deleted, cancelled, finished, or re-leased after expiry."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: str
+    token: uuid.UUID
+
+
+def _lease_until(now: datetime.datetime) -> datetime.datetime:
+    return now + datetime.timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+def do_claim_job(job_id: str, *, worker: str) -> Lease | None:
+    """Take a queued job for this worker; None when it is not (or no longer) queued."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    with transaction.atomic():
+        claimed = VideoJob.objects.filter(pk=job_id, status=VideoJob.Status.QUEUED).update(
+            status=VideoJob.Status.IN_PROGRESS,
+            lease_token=token,
+            lease_until=_lease_until(now),
+            heartbeat_at=now,
+            started_at=now,
+            worker=worker[:200],
+            attempts=F("attempts") + 1,
+            progress=0,
+        )
+        if not claimed:
+            return None
+        job = VideoJob.objects.get(pk=job_id)
+        send_video_event(job, "video.progress")
+    return Lease(job_id=job_id, token=token)
+
+
+def do_heartbeat(lease: Lease, *, progress: int) -> None:
+    """Extend the lease and record progress; raise LeaseLost if the job is no longer ours."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = VideoJob.objects.filter(
+            pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token
+        ).update(
+            progress=min(max(progress, 0), 99),
+            heartbeat_at=now,
+            lease_until=_lease_until(now),
+        )
+        if not updated:
+            raise LeaseLost(lease.job_id)
+        send_video_event(VideoJob.objects.get(pk=lease.job_id), "video.progress")
+
+
+def do_finish_job(lease: Lease, *, files: dict[str, str], render_seconds: float) -> bool:
+    """Mark the job completed with its stored files. False if the lease was lost meanwhile."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = VideoJob.objects.filter(
+            pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token
+        ).update(
+            status=VideoJob.Status.COMPLETED,
+            progress=100,
+            completed_at=now,
+            heartbeat_at=now,
+            lease_until=None,
+            render_seconds=render_seconds,
+            video=files["video"],
+            thumbnail=files["thumbnail"],
+            spritesheet=files["spritesheet"],
+        )
+        if not updated:
+            return False
+        send_video_event(VideoJob.objects.get(pk=lease.job_id), "video.completed")
+    return True
+
+
+def _fail_locked(job: VideoJob, *, code: str, message: str) -> None:
+    """Caller holds the row lock and has checked the job is active."""
+    job.status = VideoJob.Status.FAILED
+    job.error_code = code
+    job.error_message = message
+    job.lease_token = None
+    job.lease_until = None
+    job.completed_at = timezone.now()
+    job.is_quota_refunded = True
+    job.save(
+        update_fields=[
+            "status", "error_code", "error_message", "lease_token", "lease_until",
+            "completed_at", "is_quota_refunded",
+        ]
+    )
+    refund_generation_quota(job.user_id, job.quota_day)
+    send_video_event(job, "video.failed")
+
+
+def _requeue_locked(job: VideoJob) -> None:
+    """Caller holds the row lock and has checked the job is active."""
+    job.status = VideoJob.Status.QUEUED
+    job.lease_token = None
+    job.lease_until = None
+    job.progress = 0
+    job.dispatched_at = timezone.now()
+    job.save(update_fields=["status", "lease_token", "lease_until", "progress", "dispatched_at"])
+    send_video_event(job, "video.progress")
+    dispatch_render_after_commit(job.id)
+
+
+def do_release_failed_attempt(lease: Lease, *, code: str, message: str) -> None:
+    """An attempt raised: retry while attempts remain, else fail the job (refunding quota)."""
+    with transaction.atomic():
+        job = (
+            VideoJob.objects.select_for_update()
+            .filter(pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token)
+            .first()
+        )
+        if job is None:
+            return
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            _fail_locked(job, code=code, message=message)
+        else:
+            _requeue_locked(job)
+
+
+def do_fail_job_permanently(lease: Lease, *, code: str, message: str) -> None:
+    """A failure no retry can fix (e.g. the remix source was deleted)."""
+    with transaction.atomic():
+        job = (
+            VideoJob.objects.select_for_update()
+            .filter(pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token)
+            .first()
+        )
+        if job is not None:
+            _fail_locked(job, code=code, message=message)
+
+
+@dataclass(frozen=True)
+class ReapReport:
+    requeued: int
+    failed: int
+    redispatched: int
+
+
+def do_reap_jobs(*, batch_size: int = 100) -> ReapReport:
+    """Recover jobs whose worker died (lease expired) or whose message was lost.
+
+    Rows are locked with SKIP LOCKED so two reapers (or a reaper and a finishing worker) never
+    act on the same job twice.
+    """
+    now = timezone.now()
+    requeued = failed = redispatched = 0
+    with transaction.atomic():
+        expired = (
+            VideoJob.objects.select_for_update(skip_locked=True)
+            .filter(status=VideoJob.Status.IN_PROGRESS, lease_until__lt=now)
+            .order_by("pk")[:batch_size]
+        )
+        for job in expired:
+            if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                _fail_locked(
+                    job,
+                    code="worker_lost",
+                    message=(
+                        f"The render stopped responding {job.attempts} times "
+                        f"(last on {job.worker or 'an unknown worker'}); giving up."
+                    ),
+                )
+                failed += 1
+            else:
+                logger.warning("lease of %s expired on %s; re-queueing", job.id, job.worker)
+                _requeue_locked(job)
+                requeued += 1
+
+        stale_before = now - datetime.timedelta(seconds=settings.JOB_REDISPATCH_AFTER_SECONDS)
+        stale = (
+            VideoJob.objects.select_for_update(skip_locked=True)
+            .filter(status=VideoJob.Status.QUEUED, dispatched_at__lt=stale_before)
+            .order_by("pk")[:batch_size]
+        )
+        for job in stale:
+            # A duplicate message is harmless (claiming is conditional); a lost one is not.
+            job.dispatched_at = now
+            job.save(update_fields=["dispatched_at"])
+            dispatch_render_after_commit(job.id)
+            redispatched += 1
+    return ReapReport(requeued=requeued, failed=failed, redispatched=redispatched)

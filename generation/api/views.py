@@ -1,0 +1,189 @@
+"""The OpenAI-compatible Videos API under /v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import Q
+from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
+from drf_spectacular.utils import extend_schema
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from generation.actions.requests import (
+    GenerationRequest,
+    access_video,
+    check_and_request_generation,
+    check_remix_source,
+    do_delete_video,
+)
+from generation.api.errors import InvalidRequest, openai_exception_handler
+from generation.api.serializers import (
+    VideoContentSerializer,
+    VideoCreateSerializer,
+    VideoListSerializer,
+    VideoRemixSerializer,
+    video_object,
+)
+from generation.inputs import check_input_reference
+from generation.models import VideoJob
+from generation.ratelimit import check_create_rate_limit
+from generation.storage import content_type
+from sora_social.accounts.models import ApiKey
+
+IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+POLL_AFTER_MS_QUEUED = 1000
+POLL_AFTER_MS_RUNNING = 500
+
+
+class OpenAIView(APIView):
+    def get_exception_handler(self) -> Any:
+        return openai_exception_handler
+
+
+def _rate_limit_credential(request: Request) -> str:
+    if isinstance(request.auth, ApiKey):
+        return f"key:{request.auth.pk}"
+    return f"user:{request.user.pk}"
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.META.get(IDEMPOTENCY_HEADER, "").strip()
+    if len(key) > 200:
+        raise InvalidRequest(
+            "Idempotency-Key must be at most 200 characters.", param="Idempotency-Key"
+        )
+    return key or None
+
+
+class VideoCollectionView(OpenAIView):
+    parser_classes = (MultiPartParser, FormParser, JSONParser)
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        check_create_rate_limit(_rate_limit_credential(request))
+        serializer = VideoCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        reference = data.get("input_reference")
+        width, height = (int(part) for part in data["size"].split("x"))
+        generation = GenerationRequest(
+            prompt=data["prompt"],
+            model=data["model"],
+            seconds=int(data["seconds"]),
+            width=width,
+            height=height,
+            input_reference_png=check_input_reference(reference) if reference else None,
+        )
+        job, _created = check_and_request_generation(
+            request.user,  # type: ignore[arg-type]
+            generation,
+            idempotency_key=_idempotency_key(request),
+        )
+        return Response(video_object(job))
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        serializer = VideoListSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        limit: int = serializer.validated_data["limit"]
+        descending = serializer.validated_data["order"] == "desc"
+        jobs = VideoJob.objects.filter(user=request.user)
+        after_id = serializer.validated_data.get("after")
+        if after_id:
+            cursor = VideoJob.objects.filter(user=request.user, pk=after_id).first()
+            if cursor is None:
+                raise InvalidRequest(f"No video found with id '{after_id}'.", param="after")
+            if descending:
+                jobs = jobs.filter(
+                    Q(created_at__lt=cursor.created_at)
+                    | Q(created_at=cursor.created_at, pk__lt=cursor.pk)
+                )
+            else:
+                jobs = jobs.filter(
+                    Q(created_at__gt=cursor.created_at)
+                    | Q(created_at=cursor.created_at, pk__gt=cursor.pk)
+                )
+        ordering = ("-created_at", "-id") if descending else ("created_at", "id")
+        page = list(jobs.order_by(*ordering)[: limit + 1])
+        has_more = len(page) > limit
+        page = page[:limit]
+        return Response(
+            {
+                "object": "list",
+                "data": [video_object(job) for job in page],
+                "first_id": page[0].id if page else None,
+                "last_id": page[-1].id if page else None,
+                "has_more": has_more,
+            }
+        )
+
+
+class VideoDetailView(OpenAIView):
+    @extend_schema(exclude=True)
+    def get(self, request: Request, video_id: str) -> Response:
+        job = access_video(request.user, video_id)  # type: ignore[arg-type]
+        headers = {}
+        if job.status == VideoJob.Status.QUEUED:
+            headers["openai-poll-after-ms"] = str(POLL_AFTER_MS_QUEUED)
+        elif job.status == VideoJob.Status.IN_PROGRESS:
+            headers["openai-poll-after-ms"] = str(POLL_AFTER_MS_RUNNING)
+        return Response(video_object(job), headers=headers)
+
+    @extend_schema(exclude=True)
+    def delete(self, request: Request, video_id: str) -> Response:
+        do_delete_video(request.user, video_id)  # type: ignore[arg-type]
+        return Response({"id": video_id, "object": "video.deleted", "deleted": True})
+
+
+class VideoRemixView(OpenAIView):
+    parser_classes = (JSONParser, MultiPartParser, FormParser)
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request, video_id: str) -> Response:
+        check_create_rate_limit(_rate_limit_credential(request))
+        serializer = VideoRemixSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = check_remix_source(request.user, video_id)  # type: ignore[arg-type]
+        generation = GenerationRequest(
+            prompt=serializer.validated_data["prompt"],
+            model=source.model,
+            seconds=source.seconds,
+            width=source.width,
+            height=source.height,
+            remixed_from=source,
+        )
+        job, _created = check_and_request_generation(
+            request.user,  # type: ignore[arg-type]
+            generation,
+            idempotency_key=_idempotency_key(request),
+        )
+        return Response(video_object(job))
+
+
+class VideoContentView(OpenAIView):
+    @extend_schema(exclude=True)
+    def get(self, request: Request, video_id: str) -> HttpResponseBase:
+        serializer = VideoContentSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        variant = serializer.validated_data["variant"]
+        job = access_video(request.user, video_id)  # type: ignore[arg-type]
+        if job.status != VideoJob.Status.COMPLETED:
+            raise InvalidRequest(
+                f"Video '{video_id}' is {job.status}; its content is available once completed.",
+                param="video_id",
+                code="video_not_ready",
+            )
+        name = getattr(job, variant).name
+        if settings.S3_BUCKET:
+            # A short-lived signed URL: the bucket itself stays private.
+            return HttpResponseRedirect(default_storage.url(name))
+        response = FileResponse(
+            default_storage.open(name, "rb"), content_type=content_type(variant)
+        )
+        response["Cache-Control"] = "private, max-age=0"
+        return response

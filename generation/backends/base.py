@@ -1,0 +1,53 @@
+"""The interface every video backend implements.
+
+A backend turns a `RenderRequest` into a `RenderedClip`: a stream of RGB frames plus a mono
+audio track. Encoding (MP4, thumbnail, spritesheet) is shared and lives in
+`generation.media.encode`, so a backend never touches containers or codecs.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ProgressCallback = Callable[[int], None]
+"""Receives a percentage 0-100 of the render; may raise to abort (lease lost, cancelled)."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    prompt: str
+    seconds: int
+    width: int
+    height: int
+    seed: int
+    # image-to-video: a local image file already validated by the API (decodable, bounded size).
+    input_reference: Path | None = None
+    # video-to-video (remix): a local MP4 of the source video.
+    source_video: Path | None = None
+
+
+@dataclass
+class RenderedClip:
+    fps: int
+    frame_count: int
+    # Each frame is a (height, width, 3) uint8 RGB array; produced lazily so that a 12 s clip
+    # at 1792x1024 never sits in memory whole.
+    frames: Iterator[np.ndarray]
+    # float32 mono samples in [-1, 1], exactly frame_count / fps seconds long.
+    audio: np.ndarray
+    sample_rate: int
+
+
+class VideoBackend(abc.ABC):
+    """Loaded once per worker process (see `generation.backends.get_backend`)."""
+
+    name: str
+
+    @abc.abstractmethod
+    def render(self, request: RenderRequest) -> RenderedClip:
+        """Return the clip; heavy work may happen lazily while `frames` is consumed."""

@@ -1,0 +1,1 @@
+"""Media helpers shared by every video backend: speech synthesis and encoding."""

@@ -1,0 +1,133 @@
+"""What a render worker does with one job id: claim, render, encode, store, finish."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from generation.actions.jobs import (
+    Lease,
+    LeaseLost,
+    do_claim_job,
+    do_fail_job_permanently,
+    do_finish_job,
+    do_heartbeat,
+    do_release_failed_attempt,
+)
+from generation.backends import RenderRequest, get_backend
+from generation.media.encode import encode_clip
+from generation.models import VideoJob
+from generation.storage import OUTPUT_FILES, delete_names, store_output
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentRenderError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat:
+    """Progress callback that extends the lease at most every JOB_HEARTBEAT_SECONDS."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.last_beat = time.monotonic()
+        self.last_progress = 0
+
+    def __call__(self, progress: int) -> None:
+        now = time.monotonic()
+        if now - self.last_beat >= settings.JOB_HEARTBEAT_SECONDS or progress - self.last_progress >= 25:
+            do_heartbeat(self.lease, progress=progress)
+            self.last_beat = now
+            self.last_progress = progress
+
+
+def _copy_from_storage(name: str, destination: Path) -> Path:
+    with default_storage.open(name, "rb") as source, open(destination, "wb") as target:
+        shutil.copyfileobj(source, target)
+    return destination
+
+
+def _build_request(job: VideoJob, workdir: Path) -> RenderRequest:
+    input_reference = None
+    if job.input_reference:
+        input_reference = _copy_from_storage(job.input_reference.name, workdir / "reference.png")
+    source_video = None
+    if job.remix_source_name:
+        if not default_storage.exists(job.remix_source_name):
+            raise PermanentRenderError(
+                "remix_source_deleted", "The video this remix starts from was deleted."
+            )
+        source_video = _copy_from_storage(job.remix_source_name, workdir / "source.mp4")
+    return RenderRequest(
+        prompt=job.prompt,
+        seconds=job.seconds,
+        width=job.width,
+        height=job.height,
+        seed=job.seed,
+        input_reference=input_reference,
+        source_video=source_video,
+    )
+
+
+def render_job(job_id: str) -> None:
+    lease = do_claim_job(job_id, worker=worker_name())
+    if lease is None:
+        logger.info("job %s is not queued; nothing to do", job_id)
+        return
+    job = VideoJob.objects.get(pk=job_id)
+    stored: list[str] = []
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"render-{job_id}-") as tmp:
+            workdir = Path(tmp)
+            request = _build_request(job, workdir)
+            heartbeat = _Heartbeat(lease)
+            clip = get_backend().render(request)
+            media = encode_clip(clip, workdir / "out", progress=heartbeat)
+            render_seconds = time.monotonic() - started
+            do_heartbeat(lease, progress=99)  # still ours before touching storage
+            local_files = {
+                "video": media.video,
+                "thumbnail": media.thumbnail,
+                "spritesheet": media.spritesheet,
+            }
+            files = {}
+            for variant in OUTPUT_FILES:
+                files[variant] = store_output(job_id, variant, local_files[variant])
+                stored.append(files[variant])
+        if not do_finish_job(lease, files=files, render_seconds=render_seconds):
+            raise LeaseLost(job_id)
+        logger.info("job %s completed in %.2f s", job_id, render_seconds)
+    except LeaseLost:
+        logger.warning("job %s is no longer ours; dropping this attempt", job_id)
+        _discard_if_not_completed(job_id, stored)
+    except PermanentRenderError as error:
+        do_fail_job_permanently(lease, code=error.code, message=error.message)
+    except Exception as error:
+        logger.exception("render of %s failed", job_id)
+        do_release_failed_attempt(
+            lease, code="render_failed", message=f"The render failed: {type(error).__name__}."
+        )
+
+
+def _discard_if_not_completed(job_id: str, stored: list[str]) -> None:
+    """Delete files this attempt stored unless another attempt completed the job with them."""
+    if VideoJob.objects.filter(pk=job_id, status=VideoJob.Status.COMPLETED).exists():
+        return  # the same names hold the completed job's files; keep them
+    delete_names(stored)

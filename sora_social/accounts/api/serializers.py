@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import password_validation
+from rest_framework import serializers
+
+from sora_social.accounts.models import ApiKey, User
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ("id", "handle", "display_name", "bio", "avatar", "birth_date", "email")
+        read_only_fields = ("id", "handle")
+        extra_kwargs = {"email": {"write_only": False}}
+
+
+class SignupSerializer(serializers.Serializer):
+    handle = serializers.RegexField(
+        User._meta.get_field("handle").validators[0].regex,  # type: ignore[attr-defined]
+        max_length=30,
+        error_messages={"invalid": "A handle is 3-30 lowercase letters, digits, '_' or '.'."},
+    )
+    password = serializers.CharField(write_only=True, max_length=128)
+    email = serializers.EmailField(required=False, default="")
+    display_name = serializers.CharField(required=False, default="", max_length=80)
+    birth_date = serializers.DateField(required=False, allow_null=True, default=None)
+
+    def validate_handle(self, handle: str) -> str:
+        handle = handle.lower()
+        if User.objects.filter(handle=handle).exists():
+            raise serializers.ValidationError("This handle is taken.")
+        return handle
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        password_validation.validate_password(attrs["password"], User(handle=attrs["handle"]))
+        return attrs
+
+
+class LoginSerializer(serializers.Serializer):
+    handle = serializers.CharField(max_length=30)
+    password = serializers.CharField(write_only=True, max_length=128)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ("id", "name", "kind", "prefix", "created_at", "last_used_at", "revoked_at")
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, default="")

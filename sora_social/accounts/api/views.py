@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sora_social.accounts.actions import (
+    access_api_key,
+    do_create_user,
+    do_issue_api_key,
+    do_revoke_api_key,
+    do_update_profile,
+)
+from sora_social.accounts.api.serializers import (
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    LoginSerializer,
+    ProfileSerializer,
+    SignupSerializer,
+)
+from sora_social.accounts.models import ApiKey, User
+
+
+def _session_token_response(user: User, status_code: int) -> Response:
+    issued = do_issue_api_key(user, name="mobile app", kind=ApiKey.Kind.SESSION)
+    return Response(
+        {"token": issued.secret, "user": ProfileSerializer(user).data}, status=status_code
+    )
+
+
+class SignupView(APIView):
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    @extend_schema(request=SignupSerializer, responses={201: None})
+    def post(self, request: Request) -> Response:
+        serializer = SignupSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            user = do_create_user(**serializer.validated_data)
+        except DjangoValidationError as error:
+            raise ValidationError(error.messages) from None
+        return _session_token_response(user, status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    @extend_schema(request=LoginSerializer, responses={200: None})
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request,
+            handle=serializer.validated_data["handle"].lower(),
+            password=serializer.validated_data["password"],
+        )
+        if user is None:
+            raise AuthenticationFailed("Wrong handle or password.")
+        return _session_token_response(user, status.HTTP_200_OK)  # type: ignore[arg-type]
+
+
+class LogoutView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiKey) and request.auth.kind == ApiKey.Kind.SESSION:
+            do_revoke_api_key(request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses=ProfileSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(ProfileSerializer(request.user).data)
+
+    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
+    def patch(self, request: Request) -> Response:
+        serializer = ProfileSerializer(request.user, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = do_update_profile(request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        return Response(ProfileSerializer(user).data)
+
+
+class ApiKeyListView(APIView):
+    @extend_schema(responses=ApiKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        keys = ApiKey.objects.filter(user=request.user, kind=ApiKey.Kind.API).order_by(
+            "-created_at"
+        )
+        return Response(ApiKeySerializer(keys, many=True).data)
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeySerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = do_issue_api_key(request.user, name=serializer.validated_data["name"])  # type: ignore[arg-type]
+        body = dict(ApiKeySerializer(issued.api_key).data)
+        body["key"] = issued.secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, key_id: int) -> Response:
+        do_revoke_api_key(access_api_key(request.user, key_id))  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,55 @@
+"""A render worker killed with SIGKILL mid-render: the job still completes, exactly once, with
+exactly one stored video."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from generation.models import VideoJob
+from tests.conftest import LiveStack, Member
+from tests.generation.videos import probe_mp4, sdk, stored_files
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_job_survives_its_worker_being_killed(live_stack: LiveStack, alice: Member) -> None:
+    client = sdk(live_stack.url, alice.key)
+    video = client.videos.create(prompt="Survive the crash", seconds="12", size="1280x720")
+    _wait_for(
+        lambda: VideoJob.objects.filter(pk=video.id, status="in_progress", progress__gt=0).exists(),
+        timeout=60,
+        what="the render to be under way",
+    )
+
+    live_stack.kill("gpu-worker", signal.SIGKILL)
+    killed = VideoJob.objects.get(pk=video.id)
+    assert (killed.status, killed.attempts) == ("in_progress", 1)
+    live_stack.start_gpu_worker()
+    finished = client.videos.poll(video.id, poll_interval_ms=250)
+    # Let the killed worker's unacknowledged message come back (visibility timeout) and be
+    # ignored by the new worker.
+    time.sleep(10)
+
+    job = VideoJob.objects.get(pk=video.id)
+    assert finished.status == "completed", finished.error
+    assert (job.status, job.attempts, job.progress) == ("completed", 2, 100)
+    assert job.completed_at is not None and int(job.completed_at.timestamp()) == finished.completed_at
+    assert stored_files(video.id) == [
+        f"videos/{video.id}/spritesheet.jpg",
+        f"videos/{video.id}/thumbnail.webp",
+        f"videos/{video.id}/video.mp4",
+    ]
+    media = probe_mp4(client.videos.download_content(video.id).read())
+    assert media["frames"] == 12 * 24
