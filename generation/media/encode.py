@@ -22,7 +22,7 @@ import av
 import numpy as np
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
-from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from av.video.stream import VideoStream
 from PIL import Image, ImageDraw, ImageFont
 
@@ -239,7 +239,7 @@ def _prepare_audio(clip: RenderedClip) -> tuple[np.ndarray, int]:
     samples = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
     sample_rate = clip.sample_rate
     if sample_rate not in AAC_SAMPLE_RATES:
-        samples = _resample(samples, sample_rate, AAC_FALLBACK_SAMPLE_RATE)
+        samples = resample_audio(samples, sample_rate, AAC_FALLBACK_SAMPLE_RATE)
         sample_rate = AAC_FALLBACK_SAMPLE_RATE
     expected = clip.frame_count * sample_rate // clip.fps
     fitted = np.zeros(expected, dtype=np.float32)
@@ -248,9 +248,14 @@ def _prepare_audio(clip: RenderedClip) -> tuple[np.ndarray, int]:
     return fitted, sample_rate
 
 
-def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+def resample_audio(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Mono float32 `samples` converted from `from_rate` to `to_rate` (FFmpeg's resampler)."""
+    if from_rate == to_rate or len(samples) == 0:
+        return np.asarray(samples, dtype=np.float32)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
-    source = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
+    source = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32)[np.newaxis, :], format="flt", layout="mono"
+    )
     source.sample_rate = from_rate
     source.pts = 0
     converted = [*resampler.resample(source), *resampler.resample(None)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from sora_social.accounts.models import ApiKey, User
@@ -17,11 +18,7 @@ class ProfileSerializer(serializers.ModelSerializer):
 
 
 class SignupSerializer(serializers.Serializer):
-    handle = serializers.RegexField(
-        User._meta.get_field("handle").validators[0].regex,  # type: ignore[attr-defined]
-        max_length=30,
-        error_messages={"invalid": "A handle is 3-30 lowercase letters, digits, '_' or '.'."},
-    )
+    handle = serializers.CharField(max_length=30)
     password = serializers.CharField(write_only=True, max_length=128)
     email = serializers.EmailField(required=False, default="")
     display_name = serializers.CharField(required=False, default="", max_length=80)
@@ -29,6 +26,10 @@ class SignupSerializer(serializers.Serializer):
 
     def validate_handle(self, handle: str) -> str:
         handle = handle.lower()
+        try:
+            User._meta.get_field("handle").run_validators(handle)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
         if User.objects.filter(handle=handle).exists():
             raise serializers.ValidationError("This handle is taken.")
         return handle

@@ -4,7 +4,7 @@ from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -63,7 +63,9 @@ class LoginView(APIView):
             password=serializer.validated_data["password"],
         )
         if user is None:
-            raise AuthenticationFailed("Wrong handle or password.")
+            return Response(
+                {"detail": "Wrong handle or password."}, status=status.HTTP_401_UNAUTHORIZED
+            )
         return _session_token_response(user, status.HTTP_200_OK)  # type: ignore[arg-type]
 
 
