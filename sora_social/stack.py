@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import django
+
+from sora_social.processes import ProcessGroup, scheduler_command, web_command, worker_command
 
 
 def _commands() -> dict[str, list[str]]:
@@ -22,31 +23,19 @@ def _commands() -> dict[str, list[str]]:
 
     from sora_social.env import env_int, env_str
 
-    python = sys.executable
-    celery = [python, "-m", "celery", "-A", "sora_social"]
     return {
-        "web": [
-            python, "-m", "uvicorn", "sora_social.asgi:application",
-            "--host", env_str("HOST", "127.0.0.1"),
-            "--port", str(env_int("PORT", 8000, minimum=1)),
-            "--workers", str(env_int("WEB_CONCURRENCY", 2, minimum=1)),
-            "--no-access-log",
-        ],
-        "gpu-worker": [
-            *celery, "worker", "-Q", "gpu", "-n", "gpu@%h",
-            "-c", str(env_int("GPU_WORKER_CONCURRENCY", 1, minimum=1)),
-            "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle",
-            "-l", "INFO",
-        ],
-        "cpu-worker": [
-            *celery, "worker", "-Q", "default", "-n", "default@%h",
-            "-c", str(env_int("CPU_WORKER_CONCURRENCY", 2, minimum=1)),
-            "--without-gossip", "--without-mingle", "-l", "INFO",
-        ],
-        "scheduler": [
-            *celery, "beat", "-l", "INFO",
-            "-s", str(settings.VAR_DIR / "celerybeat-schedule"),
-        ],
+        "web": web_command(
+            env_str("HOST", "127.0.0.1"),
+            env_int("PORT", 8000, minimum=1),
+            env_int("WEB_CONCURRENCY", 2, minimum=1),
+        ),
+        "gpu-worker": worker_command(
+            "gpu", concurrency=env_int("GPU_WORKER_CONCURRENCY", 1, minimum=1)
+        ),
+        "cpu-worker": worker_command(
+            "default", concurrency=env_int("CPU_WORKER_CONCURRENCY", 2, minimum=1)
+        ),
+        "scheduler": scheduler_command(settings.VAR_DIR / "celerybeat-schedule"),
     }
 
 
@@ -60,10 +49,9 @@ def main() -> int:
     from sora_social.env import env_str
 
     call_command("migrate", interactive=False, verbosity=1)
-    children = {
-        name: subprocess.Popen(command, start_new_session=True)  # noqa: S603
-        for name, command in _commands().items()
-    }
+    group = ProcessGroup(env=dict(os.environ))
+    for name, command in _commands().items():
+        group.start(name, command)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -79,22 +67,12 @@ def main() -> int:
     )
     exit_code = 0
     while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"{name} exited with {child.returncode}; stopping", file=sys.stderr)
-                exit_code = 1
-                stopping = True
+        if group.exited():
+            print(f"{group.exited()} exited; stopping everything", file=sys.stderr)
+            exit_code = 1
+            stopping = True
         time.sleep(0.5)
-
-    for child in children.values():
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
+    group.stop()
     stop_embedded(
         settings.VAR_DIR,
         redis_port=None if env_str("REDIS_URL") else settings.EMBEDDED_REDIS_PORT,

@@ -7,24 +7,25 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from django.conf import settings
 
 from sora_social.accounts.actions import do_create_user, do_issue_api_key
 from sora_social.accounts.models import User
+from sora_social.processes import (
+    ROOT,
+    ProcessGroup,
+    scheduler_command,
+    web_command,
+    worker_command,
+)
 from sora_social.redis import redis_client
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @dataclass
 class Member:
@@ -68,56 +69,15 @@ def _free_port() -> int:
 @dataclass
 class LiveStack:
     url: str
-    env: dict[str, str]
-    log_dir: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, command: list[str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.processes[name] = subprocess.Popen(
-            command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        process = self.processes.pop(name)
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=30)
+    group: ProcessGroup
 
     def start_gpu_worker(self) -> None:
-        self.start("gpu-worker", _celery_worker_command("gpu"))
+        # A fresh node name each time, as a replacement machine would have.
+        name = f"gpu-{time.monotonic_ns()}@%h"
+        self.group.start("gpu-worker", worker_command("gpu", name=name))
 
-    def wait_healthy(self, timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
-            try:
-                response = httpx.get(f"{self.url}/healthz", timeout=5)
-                last = response.json()
-                if response.status_code == 200:
-                    return dict(last)
-            except httpx.HTTPError as error:
-                last = error
-            time.sleep(0.3)
-        raise RuntimeError(f"stack not healthy after {timeout} s: {last}")
-
-    def stop(self) -> None:
-        for name in list(self.processes):
-            self.kill(name, signal.SIGTERM)
-
-
-def _celery_worker_command(queue: str) -> list[str]:
-    return [
-        sys.executable, "-m", "celery", "-A", "sora_social", "worker", "-Q", queue,
-        "-n", f"{queue}-{os.getpid()}-{time.monotonic_ns()}@%h", "-c", "1",
-        "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle", "-l", "INFO",
-    ]
+    def kill_gpu_worker(self) -> None:
+        self.group.kill("gpu-worker", signal.SIGKILL)
 
 
 def _database_url() -> str:
@@ -135,8 +95,6 @@ def live_stack(
     with django_db_blocker.unblock():
         database_url = _database_url()
     port = _free_port()
-    log_dir = Path(settings.VAR_DIR) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -154,21 +112,14 @@ def live_stack(
         "DAILY_GENERATION_QUOTA": str(settings.DAILY_GENERATION_QUOTA),
         "HF_HUB_OFFLINE": "1",
     }
-    stack = LiveStack(url=f"http://127.0.0.1:{port}", env=env, log_dir=log_dir)
-    stack.start(
-        "web",
-        [sys.executable, "-m", "uvicorn", "sora_social.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-    )
+    group = ProcessGroup(env=env, log_dir=Path(settings.VAR_DIR) / "logs")
+    stack = LiveStack(url=f"http://127.0.0.1:{port}", group=group)
+    group.start("web", web_command("127.0.0.1", port))
     stack.start_gpu_worker()
-    stack.start("cpu-worker", _celery_worker_command("default"))
-    stack.start(
-        "scheduler",
-        [sys.executable, "-m", "celery", "-A", "sora_social", "beat", "-l", "INFO",
-         "-s", str(tmp_path_factory.mktemp("beat") / "schedule")],
-    )
+    group.start("cpu-worker", worker_command("default", name=f"default-{port}@%h"))
+    group.start("scheduler", scheduler_command(tmp_path_factory.mktemp("beat") / "schedule"))
     try:
-        stack.wait_healthy()
+        group.wait_healthy(stack.url)
         yield stack
     finally:
-        stack.stop()
+        group.stop()

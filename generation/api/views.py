@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,7 +41,19 @@ POLL_AFTER_MS_QUEUED = 1000
 POLL_AFTER_MS_RUNNING = 500
 
 
+class JSONWhateverTheAccept(BaseContentNegotiation):
+    """The SDK asks for `Accept: application/binary` on downloads; errors still go out as JSON."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
 class OpenAIView(APIView):
+    content_negotiation_class = JSONWhateverTheAccept
+
     def get_exception_handler(self) -> Any:
         return openai_exception_handler
 

@@ -3,7 +3,6 @@ exactly one stored video."""
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
@@ -33,7 +32,7 @@ def test_a_job_survives_its_worker_being_killed(live_stack: LiveStack, alice: Me
         what="the render to be under way",
     )
 
-    live_stack.kill("gpu-worker", signal.SIGKILL)
+    live_stack.kill_gpu_worker()
     killed = VideoJob.objects.get(pk=video.id)
     assert (killed.status, killed.attempts) == ("in_progress", 1)
     live_stack.start_gpu_worker()

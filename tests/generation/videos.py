@@ -21,11 +21,12 @@ def probe_mp4(data: bytes) -> dict[str, object]:
         video = container.streams.video[0]
         audio = container.streams.audio[0]
         frames = sum(1 for _ in container.decode(video=0))
+        rate = Fraction(video.guessed_rate or video.average_rate or 0)
     with av.open(io.BytesIO(data)) as container:
         samples = np.concatenate(
             [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
         )
-    duration = Fraction(frames) / Fraction(video.average_rate)
+    duration = Fraction(frames) / rate
     return {
         "video_codec": video.codec_context.name,
         "audio_codec": audio.codec_context.name,
