@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from django.conf import settings
 from PIL import Image
@@ -23,9 +24,10 @@ from tests.generation.videos import sdk
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def _png(width: int = 64, height: int = 64) -> bytes:
+def _noisy_png(width: int = 256, height: int = 256) -> bytes:
+    pixels = np.random.default_rng(7).integers(0, 256, (height, width, 3), dtype=np.uint8)
     output = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 120, 200)).save(output, format="PNG")
+    Image.fromarray(pixels).save(output, format="PNG")
     return output.getvalue()
 
 
@@ -66,7 +68,7 @@ def _media_file_count() -> int:
         ({"prompt": "ok", "size": "640x480"}, None, "size", "invalid_choice"),
         ({"prompt": "ok"}, {"input_reference": ("a.txt", b"not an image", "text/plain")},
          "input_reference", "invalid_image"),
-        ({"prompt": "ok"}, {"input_reference": ("cut.png", _png()[:200], "image/png")},
+        ({"prompt": "ok"}, {"input_reference": ("cut.png", _noisy_png()[:100_000], "image/png")},
          "input_reference", "invalid_image"),
         ({"prompt": "ok"}, {"input_reference": ("big.png", b"\x89PNG" + b"0" * (10 * 1024 * 1024 + 1), "image/png")},
          "input_reference", "file_too_large"),
