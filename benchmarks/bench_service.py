@@ -101,14 +101,16 @@ async def _hammer_create(url: str, key: str, clients: int, requests: int) -> dic
 
 def run(jobs: int = 10, create_requests: int = 2000, create_runs: int = 3) -> dict[str, Any]:
     _setup_django()
+    from django.conf import settings
     from openai import OpenAI
 
     from sora_social.accounts.actions import do_create_user, do_issue_api_key
     from sora_social.accounts.models import User
     from sora_social.processes import ProcessGroup, scheduler_command, web_command, worker_command
-    from django.conf import settings
 
-    user = User.objects.filter(handle="bench").first() or do_create_user(handle="bench", password=None)
+    user = User.objects.filter(handle="bench").first()
+    if user is None:
+        user = do_create_user(handle="bench", password=None)
     key = do_issue_api_key(user, name="bench").secret
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

@@ -41,7 +41,8 @@ def _send_rollback_unsafe(user_id: int, event: dict[str, Any]) -> None:
 
 def send_video_event(job: VideoJob, kind: str) -> None:
     """Send `kind` with the job's current state once the current transaction commits."""
-    assert kind in VIDEO_EVENT_KINDS, kind
+    if kind not in VIDEO_EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
     event = {"type": kind, "data": video_object(job)}
     user_id = job.user_id
     transaction.on_commit(lambda: _send_rollback_unsafe(user_id, event))

@@ -43,7 +43,7 @@ def check_input_reference(upload: UploadedFile) -> bytes:
                     code="image_too_large",
                 )
             image.load()  # a truncated file fails here
-            image = image.convert("RGB")
+            rgb_image = image.convert("RGB")
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -57,5 +57,5 @@ def check_input_reference(upload: UploadedFile) -> bytes:
             code="invalid_image",
         ) from None
     output = io.BytesIO()
-    image.save(output, format="PNG")
+    rgb_image.save(output, format="PNG")
     return output.getvalue()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from sora_social.redis import redis_client
 
 from generation.api.errors import RateLimited
+from sora_social.redis import redis_client
 
 
 def check_create_rate_limit(credential: str) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import socket
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -51,7 +51,8 @@ class _Heartbeat:
 
     def __call__(self, progress: int) -> None:
         now = time.monotonic()
-        if now - self.last_beat >= settings.JOB_HEARTBEAT_SECONDS or progress - self.last_progress >= 25:
+        is_due = now - self.last_beat >= settings.JOB_HEARTBEAT_SECONDS
+        if is_due or progress - self.last_progress >= 25:
             do_heartbeat(self.lease, progress=progress)
             self.last_beat = now
             self.last_progress = progress

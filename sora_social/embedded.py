@@ -43,7 +43,9 @@ def embedded_database_url(var_dir: Path) -> str:
             # cleanup_mode=None: the server outlives this process; `stop_embedded` stops it.
             server = pgserver.get_server(var_dir / "pgdata", cleanup_mode=None)
             exists = server.psql(
-                f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE_NAME}';"
+                "SELECT 1 FROM pg_database WHERE datname = '"  # noqa: S608 - a constant
+                + EMBEDDED_DATABASE_NAME
+                + "';"
             )
             if "(1 row)" not in exists:
                 server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE_NAME};")

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-
 ROOT = Path(__file__).resolve().parent.parent
 _CELERY = [sys.executable, "-m", "celery", "-A", "sora_social"]
 

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from generation.api.serializers import ALLOWED_SECONDS, ALLOWED_SIZES, video_object
 from generation.models import VideoJob
+from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import User
 
 
@@ -40,7 +41,8 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    jobs = VideoJob.objects.filter(user=request.user).order_by("-created_at", "-id")[:50]
+    jobs = VideoJob.objects.filter(user=request_user(request)).order_by("-created_at", "-id")
+    jobs = jobs[:50]
     return render(
         request,
         "home.html",

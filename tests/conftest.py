@@ -27,6 +27,7 @@ from sora_social.processes import (
 )
 from sora_social.redis import redis_client
 
+
 @dataclass
 class Member:
     user: User

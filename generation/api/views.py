@@ -34,6 +34,7 @@ from generation.inputs import check_input_reference
 from generation.models import VideoJob
 from generation.ratelimit import check_create_rate_limit
 from generation.storage import content_type
+from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import ApiKey
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
@@ -93,7 +94,7 @@ class VideoCollectionView(OpenAIView):
             input_reference_png=check_input_reference(reference) if reference else None,
         )
         job, _created = check_and_request_generation(
-            request.user,  # type: ignore[arg-type]
+            request_user(request),
             generation,
             idempotency_key=_idempotency_key(request),
         )
@@ -105,10 +106,10 @@ class VideoCollectionView(OpenAIView):
         serializer.is_valid(raise_exception=True)
         limit: int = serializer.validated_data["limit"]
         descending = serializer.validated_data["order"] == "desc"
-        jobs = VideoJob.objects.filter(user=request.user)
+        jobs = VideoJob.objects.filter(user=request_user(request))
         after_id = serializer.validated_data.get("after")
         if after_id:
-            cursor = VideoJob.objects.filter(user=request.user, pk=after_id).first()
+            cursor = VideoJob.objects.filter(user=request_user(request), pk=after_id).first()
             if cursor is None:
                 raise InvalidRequest(f"No video found with id '{after_id}'.", param="after")
             if descending:
@@ -139,7 +140,7 @@ class VideoCollectionView(OpenAIView):
 class VideoDetailView(OpenAIView):
     @extend_schema(exclude=True)
     def get(self, request: Request, video_id: str) -> Response:
-        job = access_video(request.user, video_id)  # type: ignore[arg-type]
+        job = access_video(request_user(request), video_id)
         headers = {}
         if job.status == VideoJob.Status.QUEUED:
             headers["openai-poll-after-ms"] = str(POLL_AFTER_MS_QUEUED)
@@ -149,7 +150,7 @@ class VideoDetailView(OpenAIView):
 
     @extend_schema(exclude=True)
     def delete(self, request: Request, video_id: str) -> Response:
-        do_delete_video(request.user, video_id)  # type: ignore[arg-type]
+        do_delete_video(request_user(request), video_id)
         return Response({"id": video_id, "object": "video.deleted", "deleted": True})
 
 
@@ -161,7 +162,7 @@ class VideoRemixView(OpenAIView):
         check_create_rate_limit(_rate_limit_credential(request))
         serializer = VideoRemixSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        source = check_remix_source(request.user, video_id)  # type: ignore[arg-type]
+        source = check_remix_source(request_user(request), video_id)
         generation = GenerationRequest(
             prompt=serializer.validated_data["prompt"],
             model=source.model,
@@ -171,7 +172,7 @@ class VideoRemixView(OpenAIView):
             remixed_from=source,
         )
         job, _created = check_and_request_generation(
-            request.user,  # type: ignore[arg-type]
+            request_user(request),
             generation,
             idempotency_key=_idempotency_key(request),
         )
@@ -184,7 +185,7 @@ class VideoContentView(OpenAIView):
         serializer = VideoContentSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         variant = serializer.validated_data["variant"]
-        job = access_video(request.user, video_id)  # type: ignore[arg-type]
+        job = access_video(request_user(request), video_id)
         if job.status != VideoJob.Status.COMPLETED:
             raise InvalidRequest(
                 f"Video '{video_id}' is {job.status}; its content is available once completed.",

@@ -14,7 +14,9 @@ class UserAdmin(BaseUserAdmin):
         ("Profile", {"fields": ("display_name", "email", "bio", "avatar", "birth_date")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("handle", "password1", "password2")}),)
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("handle", "password1", "password2")}),
+    )
     list_filter = ("is_staff", "is_active")
     filter_horizontal = ("groups",)
 

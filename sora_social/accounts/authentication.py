@@ -33,3 +33,11 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+def request_user(request: Request | Any) -> User:
+    """The signed-in user of a request behind an IsAuthenticated / login_required check."""
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from generation.actions.jobs import (
+    LeaseLost,
     do_claim_job,
     do_finish_job,
     do_heartbeat,
     do_reap_jobs,
     do_release_failed_attempt,
-    LeaseLost,
 )
 from generation.actions.requests import GenerationRequest, check_and_request_generation
 from generation.models import DailyGenerationUsage, VideoJob

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from websockets.exceptions import InvalidStatus, ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import LiveStack, Member
@@ -43,7 +43,9 @@ def test_the_owner_gets_progress_and_completion_and_others_get_nothing(
         assert {event["data"]["id"] for event in events} == {video.id}
         assert events[-1]["data"]["status"] == "completed"
         assert events[-1]["data"]["progress"] == 100
-        progress = [event["data"]["progress"] for event in events if event["type"] == "video.progress"]
+        progress = [
+            event["data"]["progress"] for event in events if event["type"] == "video.progress"
+        ]
         assert progress == sorted(progress)
         with pytest.raises(TimeoutError):
             bob_socket.recv(timeout=1)

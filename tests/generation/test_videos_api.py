@@ -37,7 +37,9 @@ def test_it_renders_a_video_with_sound_that_the_sdk_downloads(
     assert (media["width"], media["height"]) == (1280, 720)
     assert media["duration"] == pytest.approx(4.0, abs=1 / 24)
     assert media["audio_rms"] > 0.001
-    thumbnail = Image.open(io.BytesIO(client.videos.download_content(video.id, variant="thumbnail").read()))
+    thumbnail = Image.open(
+        io.BytesIO(client.videos.download_content(video.id, variant="thumbnail").read())
+    )
     assert thumbnail.format == "WEBP"
     spritesheet = Image.open(
         io.BytesIO(client.videos.download_content(video.id, variant="spritesheet").read())

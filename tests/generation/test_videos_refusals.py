@@ -39,7 +39,8 @@ def _bomb_png(width: int, height: int) -> bytes:
         )
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     rows = zlib.compress(b"\x00" * (width * 3 + 1) * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
 def _post(stack: LiveStack, key: str | None, **kwargs: Any) -> httpx.Response:
@@ -70,7 +71,8 @@ def _media_file_count() -> int:
          "input_reference", "invalid_image"),
         ({"prompt": "ok"}, {"input_reference": ("cut.png", _noisy_png()[:100_000], "image/png")},
          "input_reference", "invalid_image"),
-        ({"prompt": "ok"}, {"input_reference": ("big.png", b"\x89PNG" + b"0" * (10 * 1024 * 1024 + 1), "image/png")},
+        ({"prompt": "ok"},
+         {"input_reference": ("big.png", b"\x89PNG" + b"0" * (10 * 1024 * 1024), "image/png")},
          "input_reference", "file_too_large"),
         ({"prompt": "ok"}, {"input_reference": ("bomb.png", _bomb_png(30000, 30000), "image/png")},
          "input_reference", "image_too_large"),

@@ -44,7 +44,8 @@ def test_a_job_survives_its_worker_being_killed(live_stack: LiveStack, alice: Me
     job = VideoJob.objects.get(pk=video.id)
     assert finished.status == "completed", finished.error
     assert (job.status, job.attempts, job.progress) == ("completed", 2, 100)
-    assert job.completed_at is not None and int(job.completed_at.timestamp()) == finished.completed_at
+    assert job.completed_at is not None
+    assert int(job.completed_at.timestamp()) == finished.completed_at
     assert stored_files(video.id) == [
         f"videos/{video.id}/spritesheet.jpg",
         f"videos/{video.id}/thumbnail.webp",

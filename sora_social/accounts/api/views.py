@@ -24,6 +24,7 @@ from sora_social.accounts.api.serializers import (
     ProfileSerializer,
     SignupSerializer,
 )
+from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import ApiKey, User
 
 
@@ -84,16 +85,16 @@ class MeView(APIView):
 
     @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
     def patch(self, request: Request) -> Response:
-        serializer = ProfileSerializer(request.user, data=request.data, partial=True)
+        serializer = ProfileSerializer(request_user(request), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = do_update_profile(request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        user = do_update_profile(request_user(request), **serializer.validated_data)
         return Response(ProfileSerializer(user).data)
 
 
 class ApiKeyListView(APIView):
     @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request: Request) -> Response:
-        keys = ApiKey.objects.filter(user=request.user, kind=ApiKey.Kind.API).order_by(
+        keys = ApiKey.objects.filter(user=request_user(request), kind=ApiKey.Kind.API).order_by(
             "-created_at"
         )
         return Response(ApiKeySerializer(keys, many=True).data)
@@ -102,7 +103,7 @@ class ApiKeyListView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ApiKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = do_issue_api_key(request.user, name=serializer.validated_data["name"])  # type: ignore[arg-type]
+        issued = do_issue_api_key(request_user(request), name=serializer.validated_data["name"])
         body = dict(ApiKeySerializer(issued.api_key).data)
         body["key"] = issued.secret
         return Response(body, status=status.HTTP_201_CREATED)
@@ -111,5 +112,5 @@ class ApiKeyListView(APIView):
 class ApiKeyDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key_id: int) -> Response:
-        do_revoke_api_key(access_api_key(request.user, key_id))  # type: ignore[arg-type]
+        do_revoke_api_key(access_api_key(request_user(request), key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
