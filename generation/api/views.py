@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Q
-from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -23,6 +23,7 @@ from generation.actions.requests import (
     do_delete_video,
 )
 from generation.api.errors import InvalidRequest, openai_exception_handler
+from generation.api.ranges import ranged_file_response
 from generation.api.serializers import (
     VideoContentSerializer,
     VideoCreateSerializer,
@@ -196,8 +197,11 @@ class VideoContentView(OpenAIView):
         if settings.S3_BUCKET:
             # A short-lived signed URL: the bucket itself stays private.
             return HttpResponseRedirect(default_storage.url(name))
-        response = FileResponse(
-            default_storage.open(name, "rb"), content_type=content_type(variant)
+        response = ranged_file_response(
+            default_storage.open(name, "rb"),
+            size=default_storage.size(name),
+            content_type=content_type(variant),
+            range_header=request.headers.get("Range"),
         )
         response["Cache-Control"] = "private, max-age=0"
         return response

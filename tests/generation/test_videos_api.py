@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import pytest
 from openai import NotFoundError
 from PIL import Image
@@ -136,3 +137,19 @@ def test_a_retried_create_with_the_same_idempotency_key_returns_the_same_job(
 
     assert first.id == second.id
     assert VideoJob.objects.filter(user=alice.user).count() == 1
+
+
+def test_a_player_can_fetch_byte_ranges_of_the_video(live_stack: LiveStack, alice: Member) -> None:
+    video = sdk(live_stack.url, alice.key).videos.create_and_poll(prompt="Seekable")
+    url = f"{live_stack.url}/v1/videos/{video.id}/content"
+    auth = {"Authorization": f"Bearer {alice.key}"}
+    whole = httpx.get(url, headers=auth).content
+
+    middle = httpx.get(url, headers={**auth, "Range": "bytes=100-199"})
+    tail = httpx.get(url, headers={**auth, "Range": "bytes=-50"})
+    beyond = httpx.get(url, headers={**auth, "Range": f"bytes={len(whole)}-"})
+
+    assert (middle.status_code, middle.content) == (206, whole[100:200])
+    assert middle.headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
+    assert (tail.status_code, tail.content) == (206, whole[-50:])
+    assert beyond.status_code == 416
