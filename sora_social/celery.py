@@ -18,6 +18,7 @@ app.autodiscover_tasks()
 WORKER_BEACON_PREFIX = "workers:alive:"
 WORKER_BEACON_SECONDS = 5
 _beacon_stop = threading.Event()
+_beacon_keys: list[str] = []
 
 
 def worker_beacon_key(queue: str, hostname: str) -> str:
@@ -29,11 +30,13 @@ def _run_beacon(hostname: str, queues: list[str]) -> None:
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = [worker_beacon_key(queue, hostname) for queue in queues]
+    _beacon_keys.extend(keys)
     while not _beacon_stop.is_set():
         try:
             with client.pipeline() as pipe:
-                for queue in queues:
-                    pipe.set(worker_beacon_key(queue, hostname), "1", ex=WORKER_BEACON_SECONDS * 3)
+                for key in keys:
+                    pipe.set(key, "1", ex=WORKER_BEACON_SECONDS * 3)
                 pipe.execute()
         except redis.exceptions.RedisError:
             pass  # the broker is down; /healthz reports Redis itself
@@ -51,4 +54,13 @@ def _start_beacon(sender: Any, **kwargs: Any) -> None:
 
 @worker_shutdown.connect
 def _stop_beacon(**kwargs: Any) -> None:
+    """A worker stopping cleanly stops counting as alive at once; a killed one after 15 s."""
+    import redis
+    from django.conf import settings
+
     _beacon_stop.set()
+    if _beacon_keys:
+        try:
+            redis.Redis.from_url(settings.REDIS_URL).delete(*_beacon_keys)
+        except redis.exceptions.RedisError:
+            pass
