@@ -17,6 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VAR = ROOT / "var" / "bench"
+WEB_PROCESSES = 2  # as `make run` starts by default (WEB_CONCURRENCY)
 
 
 def _free_port() -> int:
@@ -32,6 +33,9 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def _setup_django() -> None:
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     os.environ.setdefault("VAR_DIR", str(BENCH_VAR))
     os.environ.setdefault("EMBEDDED_REDIS_PORT", "6392")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sora_social.settings")
@@ -123,7 +127,8 @@ def run(jobs: int = 10, create_requests: int = 2000, create_runs: int = 3) -> di
     group = ProcessGroup(env=env, log_dir=BENCH_VAR / "logs")
     results: dict[str, Any] = {}
     try:
-        group.start("web", web_command("127.0.0.1", port, workers=2))
+        for number in range(WEB_PROCESSES):
+            group.start(f"web-{number}", web_command("127.0.0.1", port))
         group.start("gpu-worker", worker_command("gpu", name=f"bench-gpu-{port}@%h"))
         group.start("cpu-worker", worker_command("default", name=f"bench-default-{port}@%h"))
         group.start("scheduler", scheduler_command(BENCH_VAR / "celerybeat-schedule"))

@@ -6,10 +6,12 @@ after the transaction that caused them commits, never before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -26,17 +28,47 @@ def user_group_name(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def _send_rollback_unsafe(user_id: int, event: dict[str, Any]) -> None:
-    channel_layer = get_channel_layer()
-    if channel_layer is None:
-        return
-    try:
-        async_to_sync(channel_layer.group_send)(
-            user_group_name(user_id), {"type": "user.event", "event": event}
-        )
-    except Exception:
-        # A lost hint must never fail the job that produced it.
-        logger.exception("could not send %s to user %s", event.get("type"), user_id)
+class _EventPublisher:
+    """Sends events from a background thread with its own event loop, in the order given.
+
+    The request or render that produced an event never waits for Redis; a lost hint is
+    tolerable, since clients re-read the REST API. Forked processes (Celery's pool) start a
+    fresh thread, because threads do not survive a fork.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner_pid: int | None = None
+        self._loop = asyncio.new_event_loop()
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+
+    def _start(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._queue = asyncio.Queue()
+        self._loop.create_task(self._drain(self._queue))
+        threading.Thread(target=self._loop.run_forever, name="event-publisher", daemon=True).start()
+
+    @staticmethod
+    async def _drain(queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        channel_layer = get_channel_layer()
+        while True:
+            group, message = await queue.get()
+            try:
+                if channel_layer is not None:
+                    await channel_layer.group_send(group, message)
+            except Exception:
+                logger.exception("could not send %s", message.get("event", {}).get("type"))
+
+    def publish(self, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            if self._owner_pid != os.getpid():
+                self._start()
+                self._owner_pid = os.getpid()
+            loop, queue = self._loop, self._queue
+        loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+
+
+_publisher = _EventPublisher()
 
 
 def send_video_event(job: VideoJob, kind: str) -> None:
@@ -45,4 +77,5 @@ def send_video_event(job: VideoJob, kind: str) -> None:
         raise ValueError(f"unknown event kind {kind!r}")
     event = {"type": kind, "data": video_object(job)}
     user_id = job.user_id
-    transaction.on_commit(lambda: _send_rollback_unsafe(user_id, event))
+    message = {"type": "user.event", "event": event}
+    transaction.on_commit(lambda: _publisher.publish(user_group_name(user_id), message))

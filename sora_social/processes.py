@@ -19,11 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _CELERY = [sys.executable, "-m", "celery", "-A", "sora_social"]
 
 
-def web_command(host: str, port: int, workers: int = 1) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "sora_social.asgi:application",
-        "--host", host, "--port", str(port), "--workers", str(workers), "--no-access-log",
-    ]
+def web_command(host: str, port: int) -> list[str]:
+    """One web server process; start several on the same port to use more cores."""
+    return [sys.executable, "-m", "sora_social.serve", host, str(port)]
 
 
 def worker_command(queue: str, *, concurrency: int = 1, name: str | None = None) -> list[str]:

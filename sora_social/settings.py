@@ -97,12 +97,16 @@ TEMPLATES = [
 
 # --- Database: PostgreSQL with pgvector, always -------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or embedded_database_url(VAR_DIR)
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL,
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-        conn_health_checks=True,
-    )
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+# A connection pool per process. Under ASGI every request runs its sync code in a fresh thread,
+# so per-thread persistent connections would pile up until PostgreSQL refuses new clients.
+DATABASES["default"]["OPTIONS"] = {
+    **DATABASES["default"].get("OPTIONS", {}),
+    "pool": {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+        "timeout": 10,
+    },
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with pgvector)")

@@ -23,12 +23,10 @@ def _commands() -> dict[str, list[str]]:
 
     from sora_social.env import env_int, env_str
 
+    host, port = env_str("HOST", "127.0.0.1"), env_int("PORT", 8000, minimum=1)
+    web_processes = env_int("WEB_CONCURRENCY", 2, minimum=1)
     return {
-        "web": web_command(
-            env_str("HOST", "127.0.0.1"),
-            env_int("PORT", 8000, minimum=1),
-            env_int("WEB_CONCURRENCY", 2, minimum=1),
-        ),
+        **{f"web-{number}": web_command(host, port) for number in range(web_processes)},
         "gpu-worker": worker_command(
             "gpu", concurrency=env_int("GPU_WORKER_CONCURRENCY", 1, minimum=1)
         ),

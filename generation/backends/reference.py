@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from generation.backends.base import RenderedClip, RenderRequest, VideoBackend
 from generation.media import speech
-from generation.media.encode import resample_audio
+from generation.media.encode import load_font, resample_audio
 
 FRAMES_PER_SECOND = 24
 SAMPLE_RATE = 48_000
@@ -46,6 +46,7 @@ SPEECH_PEAK = 0.7
 AMBIENT_PEAK = 0.06
 AUDIO_FADE_SECONDS = 0.25
 KEN_BURNS_ZOOM = 0.12
+KEN_BURNS_PAN = 0.06  # of the frame, at most
 
 # Straight or curly double quotes; a stray closing quote of the other kind still closes.
 _QUOTED_DIALOGUE = re.compile(r"[\"“]([^\"“”]+)[\"”]")
@@ -93,16 +94,16 @@ class ReferenceBackend(VideoBackend):
         return RenderedClip(
             fps=FRAMES_PER_SECOND,
             frame_count=frame_count,
-            frames=_with_captions(backgrounds, captions, request.width, request.height),
+            frames=_with_captions(
+                backgrounds, captions, request.width, request.height, frame_count
+            ),
             audio=audio,
             sample_rate=SAMPLE_RATE,
         )
 
 
 def _request_rng(request: RenderRequest) -> np.random.Generator:
-    key = json.dumps(
-        [request.prompt, request.seed, request.width, request.height, request.seconds]
-    )
+    key = json.dumps([request.prompt, request.seed, request.width, request.height, request.seconds])
     digest = hashlib.sha256(key.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
@@ -181,11 +182,13 @@ def plan_captions(prompt: str, frame_count: int, fps: int = FRAMES_PER_SECOND) -
     captions = []
     elapsed = 0.0
     start_frame = 0
-    for (text, is_dialogue), spoken, extra in zip(pieces, speeches, extra_wanted, strict=True):
+    for (text, is_dialogue), speech_samples, extra in zip(
+        pieces, speeches, extra_wanted, strict=True
+    ):
         share = extra / extra_total if extra_total > 0 else 1 / len(pieces)
         elapsed += floor_seconds + spare_seconds * share
         end_frame = min(frame_count, max(start_frame + 1, round(elapsed * fps)))
-        captions.append(Caption(text, is_dialogue, start_frame, end_frame, spoken))
+        captions.append(Caption(text, is_dialogue, start_frame, end_frame, speech_samples))
         start_frame = end_frame
     return [caption for caption in captions if caption.end_frame > caption.start_frame]
 
@@ -198,8 +201,7 @@ def _soundtrack(look: _Look, captions: list[Caption], frame_count: int) -> np.nd
             continue
         peak = float(np.abs(caption.speech).max())
         spoken = caption.speech * (SPEECH_PEAK / peak) if peak > 0 else caption.speech
-        start = round((caption.start_frame / FRAMES_PER_SECOND + SPEECH_LEAD_SECONDS)
-                      * SAMPLE_RATE)
+        start = round((caption.start_frame / FRAMES_PER_SECOND + SPEECH_LEAD_SECONDS) * SAMPLE_RATE)
         end = min(sample_count, start + len(spoken))
         if end > start:
             audio[start:end] += spoken[: end - start]
@@ -250,8 +252,12 @@ class _Look:
     @classmethod
     def draw(cls, rng: np.random.Generator, width: int, height: int) -> _Look:
         base_hue = float(rng.random())
-        hue_steps = (0.0, float(rng.choice([0.08, 0.33, 0.5])), float(rng.choice([0.16, 0.6])),
-                     float(rng.choice([0.42, 0.75])))
+        hue_steps = (
+            0.0,
+            float(rng.choice([0.08, 0.33, 0.5])),
+            float(rng.choice([0.16, 0.6])),
+            float(rng.choice([0.42, 0.75])),
+        )
         anchors = []
         for index, step in enumerate(hue_steps):
             saturation = float(rng.uniform(0.55, 0.9))
@@ -263,15 +269,29 @@ class _Look:
         for _ in range(3):
             angle = float(rng.uniform(0, 2 * np.pi))
             cycles = float(rng.uniform(0.6, 1.8)) / shortest
-            waves.append((math.cos(angle) * cycles, math.sin(angle) * cycles,
-                          float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0.6, 1.0))))
-        ripple = (float(rng.uniform(0.2, 0.8)) * width, float(rng.uniform(0.2, 0.8)) * height,
-                  float(rng.uniform(1.0, 2.5)) / shortest)
+            waves.append(
+                (
+                    math.cos(angle) * cycles,
+                    math.sin(angle) * cycles,
+                    float(rng.uniform(0, 2 * np.pi)),
+                    float(rng.uniform(0.6, 1.0)),
+                )
+            )
+        ripple = (
+            float(rng.uniform(0.2, 0.8)) * width,
+            float(rng.uniform(0.2, 0.8)) * height,
+            float(rng.uniform(1.0, 2.5)) / shortest,
+        )
         blobs = tuple(
-            (float(rng.uniform(0.16, 0.28)) * shortest, float(rng.uniform(0.25, 0.4)),
-             float(rng.uniform(0.25, 0.4)), float(rng.uniform(3.0, 7.0)),
-             float(rng.uniform(3.0, 7.0)), float(rng.uniform(0, 2 * np.pi)),
-             float(rng.uniform(0, 2 * np.pi)))
+            (
+                float(rng.uniform(0.16, 0.28)) * shortest,
+                float(rng.uniform(0.25, 0.4)),
+                float(rng.uniform(0.25, 0.4)),
+                float(rng.uniform(3.0, 7.0)),
+                float(rng.uniform(3.0, 7.0)),
+                float(rng.uniform(0, 2 * np.pi)),
+                float(rng.uniform(0, 2 * np.pi)),
+            )
             for _ in range(3)
         )
         pan_angle = float(rng.uniform(0, 2 * np.pi))
@@ -322,18 +342,19 @@ def _plasma_frames(look: _Look, frame_count: int) -> Iterator[np.ndarray]:
     plasma += np.sin(2 * np.pi * ripple_cycles * distance)
     plasma -= plasma.min()
     plasma *= 255.999 * look.palette_cycles / max(float(plasma.max()), 1e-6)
-    # uint8 wraps around, which is exactly the palette's cycle.
     field_index = np.mod(plasma, 256).astype(np.uint8)
     del plasma, distance
 
-    glows = [_Glow(look, radius_and_path, color, strength=0.45)
-             for radius_and_path, color in zip(look.blobs, look.anchor_colors[1::2] * 2,
-                                               strict=False)]
+    glows = [
+        _Glow(look, radius_and_path, color, strength=0.45)
+        for radius_and_path, color in zip(look.blobs, look.anchor_colors[1::2] * 2, strict=False)
+    ]
     period_x, period_y = look.pan_periods
     for frame_index in range(frame_count):
         seconds = frame_index / FRAMES_PER_SECOND
         offset_x = round(margin_x * (1 + math.sin(2 * math.pi * seconds / period_x)))
         offset_y = round(margin_y * (1 + math.cos(2 * math.pi * seconds / period_y)))
+        # uint8 addition wraps at 256, exactly the palette's cycle: cycling colours is one add.
         shift = np.uint8(round(frame_index * look.palette_speed) % 256)
         indices = field_index[offset_y : offset_y + height, offset_x : offset_x + width] + shift
         image = Image.frombuffer("P", (width, height), indices, "raw", "P", 0, 1)
@@ -354,8 +375,9 @@ class _Glow:
         color: tuple[int, int, int],
         strength: float,
     ) -> None:
-        radius, self._ax, self._ay, self._period_x, self._period_y, self._phase_x, \
-            self._phase_y = radius_and_path
+        radius, self._ax, self._ay, self._period_x, self._period_y, self._phase_x, self._phase_y = (
+            radius_and_path
+        )
         self._frame_width, self._frame_height = look.width, look.height
         size = max(2, round(radius * 2))
         axis = (np.arange(size, dtype=np.float32) - (size - 1) / 2) / (size / 2)
@@ -368,9 +390,11 @@ class _Glow:
 
     def add_to(self, frame: np.ndarray, seconds: float) -> None:
         centre_x = self._frame_width * (
-            0.5 + self._ax * math.sin(2 * math.pi * seconds / self._period_x + self._phase_x))
+            0.5 + self._ax * math.sin(2 * math.pi * seconds / self._period_x + self._phase_x)
+        )
         centre_y = self._frame_height * (
-            0.5 + self._ay * math.sin(2 * math.pi * seconds / self._period_y + self._phase_y))
+            0.5 + self._ay * math.sin(2 * math.pi * seconds / self._period_y + self._phase_y)
+        )
         left, top = round(centre_x - self._size / 2), round(centre_y - self._size / 2)
         _add_clipped(frame, self._sprite, left, top)
 
@@ -406,10 +430,16 @@ def _ken_burns_frames(image_path: Path, look: _Look, frame_count: int) -> Iterat
         window_height = height * (1 + KEN_BURNS_ZOOM) / zoom
         slack_x = (image.width - window_width) / 2
         slack_y = (image.height - window_height) / 2
-        centre_x = image.width / 2 + look.pan_direction[0] * slack_x * 0.7 * eased
-        centre_y = image.height / 2 + look.pan_direction[1] * slack_y * 0.7 * eased
-        box = (centre_x - window_width / 2, centre_y - window_height / 2,
-               centre_x + window_width / 2, centre_y + window_height / 2)
+        pan_x = min(slack_x, KEN_BURNS_PAN * window_width) * look.pan_direction[0]
+        pan_y = min(slack_y, KEN_BURNS_PAN * window_height) * look.pan_direction[1]
+        centre_x = image.width / 2 + pan_x * eased
+        centre_y = image.height / 2 + pan_y * eased
+        box = (
+            centre_x - window_width / 2,
+            centre_y - window_height / 2,
+            centre_x + window_width / 2,
+            centre_y + window_height / 2,
+        )
         yield np.array(image.resize((width, height), Image.Resampling.BILINEAR, box=box))
 
 
@@ -418,8 +448,9 @@ def _remix_frames(video_path: Path, look: _Look, frame_count: int) -> Iterator[n
     width, height = look.width, look.height
     grade = _grade_table(look.grade_tint)
     red, green, blue = look.grade_tint
-    glow = _Glow(look, look.blobs[0], (round(red * 255), round(green * 255), round(blue * 255)),
-                 strength=0.3)
+    glow = _Glow(
+        look, look.blobs[0], (round(red * 255), round(green * 255), round(blue * 255)), strength=0.3
+    )
     source_count = _count_video_frames(video_path)
     with av.open(str(video_path)) as container:
         stream = container.streams.video[0]
@@ -463,8 +494,11 @@ def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
     scale = max(width / image.width, height / image.height)
     crop_width, crop_height = width / scale, height / scale
     left, top = (image.width - crop_width) / 2, (image.height - crop_height) / 2
-    return image.resize((width, height), Image.Resampling.BILINEAR,
-                        box=(left, top, left + crop_width, top + crop_height))
+    return image.resize(
+        (width, height),
+        Image.Resampling.BILINEAR,
+        box=(left, top, left + crop_width, top + crop_height),
+    )
 
 
 def _grade_table(tint: tuple[float, float, float]) -> list[int]:
@@ -483,9 +517,13 @@ def _grade_table(tint: tuple[float, float, float]) -> list[int]:
 
 
 def _with_captions(
-    backgrounds: Iterator[np.ndarray], captions: list[Caption], width: int, height: int
+    backgrounds: Iterator[np.ndarray],
+    captions: list[Caption],
+    width: int,
+    height: int,
+    frame_count: int,
 ) -> Iterator[np.ndarray]:
-    overlays = [_CaptionOverlay(caption, width, height) for caption in captions]
+    overlays = [_CaptionOverlay(caption, width, height, frame_count) for caption in captions]
     for frame_index, frame in enumerate(backgrounds):
         for overlay in overlays:
             overlay.blend_into(frame, frame_index)
@@ -493,13 +531,16 @@ def _with_captions(
 
 
 class _CaptionOverlay:
-    """One caption drawn once as a translucent box with wrapped text, faded in and out."""
+    """One caption drawn once as a translucent box with wrapped text, faded in and out (but
+    fully visible on the clip's first and last frames, which serve as previews)."""
 
-    def __init__(self, caption: Caption, width: int, height: int) -> None:
+    def __init__(self, caption: Caption, width: int, height: int, frame_count: int) -> None:
         self._start, self._end = caption.start_frame, caption.end_frame
+        self._fades_in = caption.start_frame > 0
+        self._fades_out = caption.end_frame < frame_count
         self._fade_frames = max(1, round(CAPTION_FADE_SECONDS * FRAMES_PER_SECOND))
         font_size = max(12, round(min(width, height) * 0.045))
-        font = ImageFont.load_default(size=font_size)
+        font = load_font(font_size)
         padding_x, padding_y = round(font_size * 0.6), round(font_size * 0.4)
         max_text_width = max(font_size, round(width * 0.86) - 2 * padding_x)
         text = caption.text[:MAX_CAPTION_TEXT_CHARACTERS]
@@ -514,13 +555,15 @@ class _CaptionOverlay:
 
         image = Image.new("RGBA", (box_width, box_height), (0, 0, 0, 0))
         draw = ImageDraw.Draw(image)
-        draw.rounded_rectangle((0, 0, box_width - 1, box_height - 1),
-                               radius=round(font_size * 0.4), fill=(0, 0, 0, 150))
+        draw.rounded_rectangle(
+            (0, 0, box_width - 1, box_height - 1),
+            radius=round(font_size * 0.4),
+            fill=(0, 0, 0, 150),
+        )
         color = (255, 226, 130, 255) if caption.is_dialogue else (255, 255, 255, 255)
         for line_index, line in enumerate(lines):
             line_x = (box_width - font.getlength(line)) / 2
-            draw.text((line_x, padding_y + line_index * line_height), line, font=font,
-                      fill=color)
+            draw.text((line_x, padding_y + line_index * line_height), line, font=font, fill=color)
 
         rgba = np.asarray(image)
         alpha = rgba[..., 3:4].astype(np.uint16)
@@ -536,11 +579,14 @@ class _CaptionOverlay:
     def blend_into(self, frame: np.ndarray, frame_index: int) -> None:
         if not self._start <= frame_index < self._end:
             return
-        fade_in = (frame_index - self._start + 1) / self._fade_frames
-        fade_out = (self._end - frame_index) / self._fade_frames
-        opacity = min(1.0, fade_in, fade_out)
-        region = frame[self._top : self._top + self._box_height,
-                       self._left : self._left + self._box_width]
+        opacity = 1.0
+        if self._fades_in:
+            opacity = min(opacity, (frame_index - self._start + 1) / self._fade_frames)
+        if self._fades_out:
+            opacity = min(opacity, (self._end - frame_index) / self._fade_frames)
+        region = frame[
+            self._top : self._top + self._box_height, self._left : self._left + self._box_width
+        ]
         if opacity >= 1.0:
             blended = (region * self._alpha_complement + self._premultiplied) >> 8
         else:
