@@ -64,7 +64,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,16 +97,10 @@ TEMPLATES = [
 # --- Database: PostgreSQL with pgvector, always -------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or embedded_database_url(VAR_DIR)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
-# A connection pool per process. Under ASGI every request runs its sync code in a fresh thread,
-# so per-thread persistent connections would pile up until PostgreSQL refuses new clients.
-DATABASES["default"]["OPTIONS"] = {
-    **DATABASES["default"].get("OPTIONS", {}),
-    "pool": {
-        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
-        "timeout": 10,
-    },
-}
+# Persistent connections: one per process, because every web process runs its sync code on one
+# thread (sora_social.asgi.OneThreadASGIHandler) and each worker process is single-threaded.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with pgvector)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -189,13 +182,10 @@ else:
     }
 STORAGES = {
     "default": _media_storage,
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

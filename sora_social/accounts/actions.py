@@ -62,12 +62,11 @@ def authenticate_secret(secret: str) -> ApiKey | None:
     """Return the active key for a presented secret (with its user), or None."""
     if not secret.startswith(KEY_PREFIX):
         return None
-    api_key = (
-        ApiKey.objects.select_related("user")
-        .filter(secret_hash=hash_secret(secret), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if api_key is None:
+    try:
+        api_key = ApiKey.objects.select_related("user").get(
+            secret_hash=hash_secret(secret), revoked_at__isnull=True, user__is_active=True
+        )
+    except ApiKey.DoesNotExist:
         return None
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
