@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install browser clean
+.PHONY: run test lint bench bench-tools install browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,18 @@ browser:
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy .
+	# The django-stubs plugin imports the settings: give it URLs so no embedded server starts.
+	DATABASE_URL=postgresql://typecheck@localhost/typecheck REDIS_URL=redis://localhost:1/0 \
+	  $(VENV)/bin/mypy .
 
 test: install browser lint
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
 
-bench: install
+# wrk, the load generator for the throughput benchmark, from Debian's packages.
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+bench: install bench-tools
 	$(PY) -m benchmarks
 
 clean:

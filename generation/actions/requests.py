@@ -126,28 +126,22 @@ def check_and_request_generation(
             )
             send_video_event(job, "video.queued")
             dispatch_render_after_commit(job.id)
-    except IntegrityError:
+    except BaseException as error:
         if reference_name:
             default_storage.delete(reference_name)
-        if idempotency_key:
+        if isinstance(error, IntegrityError) and idempotency_key:
             # A concurrent request with the same key won the race; answer with its job.
             existing = _existing_for_idempotency_key(user, idempotency_key, request)
             if existing is not None:
                 return existing, False
         raise
-    except BaseException:
-        if reference_name:
-            default_storage.delete(reference_name)
-        raise
     return job, True
 
 
-def do_delete_video(user: User, video_id: str) -> VideoJob:
+def do_delete_video(user: User, video_id: str) -> None:
     """Delete a video (any status). A worker still rendering it notices at its next heartbeat."""
     with transaction.atomic():
         job = access_video(user, video_id, for_update=True)
         send_video_event(job, "video.deleted")
         delete_job_files_after_commit(job)
         job.delete()
-    job.id = video_id  # delete() clears nothing but keep the id explicit for the response
-    return job

@@ -72,11 +72,20 @@ class VideoCreateSerializer(serializers.Serializer):
         return model
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if hasattr(data, "get") and data.get("input_reference") is not None and not hasattr(
-            data.get("input_reference"), "read"
-        ):
+        # The OpenAI API also takes {"image_url"} or {"file_id"} references; this server takes
+        # only an uploaded file, and says so rather than silently ignoring the reference.
+        keys = list(data.keys()) if hasattr(data, "keys") else []
+        reference = data.get("input_reference") if hasattr(data, "get") else None
+        is_other_reference = any(key.startswith("input_reference[") for key in keys)
+        if is_other_reference or (reference is not None and not hasattr(reference, "read")):
             raise serializers.ValidationError(
-                {"input_reference": ["input_reference must be an uploaded image file."]}
+                {
+                    "input_reference": [
+                        "input_reference must be an uploaded image file (multipart); "
+                        "image_url and file_id references are not supported."
+                    ]
+                },
+                code="unsupported_reference",
             )
         return super().to_internal_value(data)
 

@@ -43,7 +43,7 @@ POLL_AFTER_MS_QUEUED = 1000
 POLL_AFTER_MS_RUNNING = 500
 
 
-class JSONWhateverTheAccept(BaseContentNegotiation):
+class AlwaysJSONNegotiation(BaseContentNegotiation):
     """The SDK asks for `Accept: application/binary` on downloads; errors still go out as JSON."""
 
     def select_parser(self, request: Request, parsers: Any) -> Any:
@@ -54,7 +54,7 @@ class JSONWhateverTheAccept(BaseContentNegotiation):
 
 
 class OpenAIView(APIView):
-    content_negotiation_class = JSONWhateverTheAccept
+    content_negotiation_class = AlwaysJSONNegotiation
 
     def get_exception_handler(self) -> Any:
         return openai_exception_handler

@@ -67,6 +67,8 @@ def _media_file_count() -> int:
         ({"prompt": "ok", "model": "dall-e-9"}, None, "model", "invalid_model"),
         ({"prompt": "ok", "seconds": "5"}, None, "seconds", "invalid_choice"),
         ({"prompt": "ok", "size": "640x480"}, None, "size", "invalid_choice"),
+        ({"prompt": "ok", "input_reference[image_url]": "https://example.com/a.png"}, None,
+         "input_reference", "unsupported_reference"),
         ({"prompt": "ok"}, {"input_reference": ("a.txt", b"not an image", "text/plain")},
          "input_reference", "invalid_image"),
         ({"prompt": "ok"}, {"input_reference": ("cut.png", _noisy_png()[:100_000], "image/png")},
@@ -78,7 +80,8 @@ def _media_file_count() -> int:
          "input_reference", "image_too_large"),
     ],
     ids=["no-prompt", "empty-prompt", "long-prompt", "unknown-model", "bad-seconds", "bad-size",
-         "not-an-image", "truncated-image", "too-many-bytes", "decompression-bomb"],
+         "url-reference", "not-an-image", "truncated-image", "too-many-bytes",
+         "decompression-bomb"],
 )
 def test_it_refuses_bad_input_and_keeps_nothing(
     live_stack: LiveStack, alice: Member, form: dict[str, str], files: Any, param: str, code: str
