@@ -130,14 +130,19 @@ def _requeue_locked(job: VideoJob) -> None:
     dispatch_render_after_commit(job.id)
 
 
+def _lock_leased_job(lease: Lease) -> VideoJob | None:
+    """The job row, locked, if this lease still holds it. Caller is inside a transaction."""
+    return (
+        VideoJob.objects.select_for_update()
+        .filter(pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token)
+        .first()
+    )
+
+
 def do_release_failed_attempt(lease: Lease, *, code: str, message: str) -> None:
     """An attempt raised: retry while attempts remain, else fail the job (refunding quota)."""
     with transaction.atomic():
-        job = (
-            VideoJob.objects.select_for_update()
-            .filter(pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token)
-            .first()
-        )
+        job = _lock_leased_job(lease)
         if job is None:
             return
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
@@ -149,11 +154,7 @@ def do_release_failed_attempt(lease: Lease, *, code: str, message: str) -> None:
 def do_fail_job_permanently(lease: Lease, *, code: str, message: str) -> None:
     """A failure no retry can fix (e.g. the remix source was deleted)."""
     with transaction.atomic():
-        job = (
-            VideoJob.objects.select_for_update()
-            .filter(pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token)
-            .first()
-        )
+        job = _lock_leased_job(lease)
         if job is not None:
             _fail_locked(job, code=code, message=message)
 

@@ -8,7 +8,9 @@ from generation.backends.base import RenderedClip, RenderRequest, VideoBackend
 
 __all__ = ["RenderRequest", "RenderedClip", "VideoBackend", "get_backend", "BACKEND_NAMES"]
 
-BACKEND_NAMES = ("reference", "diffusers")
+# The `diffusers` backend (torch, a local model folder on GPU workers) is the next one to add;
+# until it exists, asking for it fails at the first render with the list of valid names.
+BACKEND_NAMES = ("reference",)
 
 _backends: dict[str, VideoBackend] = {}
 _backends_lock = threading.Lock()
@@ -38,10 +40,6 @@ def get_backend(name: str | None = None) -> VideoBackend:
 def _build_backend(name: str) -> VideoBackend:
     # Imported here so that a worker only pays for (and only needs the dependencies of) the
     # backend it uses.
-    if name == "reference":
-        from generation.backends.reference import ReferenceBackend
+    from generation.backends.reference import ReferenceBackend
 
-        return ReferenceBackend()
-    from generation.backends.diffusers_backend import DiffusersBackend  # type: ignore[import-not-found]
-
-    return DiffusersBackend()
+    return ReferenceBackend()

@@ -20,6 +20,7 @@ from generation.actions.jobs import (
 )
 from generation.actions.requests import GenerationRequest, check_and_request_generation
 from generation.models import DailyGenerationUsage, VideoJob
+from generation.rendering import render_job
 from tests.conftest import Member
 
 FILES = {"video": "v.mp4", "thumbnail": "t.webp", "spritesheet": "s.jpg"}
@@ -137,3 +138,23 @@ def test_a_failed_attempt_is_retried_then_fails_and_refunds_once(alice: Member) 
         "failed", "render_failed", settings.JOB_MAX_ATTEMPTS, True
     )
     assert DailyGenerationUsage.objects.get(user=alice.user).used == 0
+
+
+def test_a_remix_whose_source_was_deleted_fails_clearly_and_refunds(alice: Member) -> None:
+    source = _job(alice)
+    VideoJob.objects.filter(pk=source.pk).update(
+        status=VideoJob.Status.COMPLETED, video=f"videos/{source.pk}/video.mp4"
+    )
+    source.refresh_from_db()
+    remix, _ = check_and_request_generation(
+        alice.user,
+        GenerationRequest(
+            prompt="again", model="sora-2", seconds=4, width=720, height=1280, remixed_from=source
+        ),
+    )
+
+    render_job(remix.pk)  # the source's file is not in storage
+
+    remix.refresh_from_db()
+    assert (remix.status, remix.error_code, remix.attempts) == ("failed", "remix_source_deleted", 1)
+    assert DailyGenerationUsage.objects.get(user=alice.user).used == 1  # the source's charge only
