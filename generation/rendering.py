@@ -30,6 +30,10 @@ from generation.storage import OUTPUT_FILES, delete_names, store_output
 logger = logging.getLogger(__name__)
 
 
+# Progress is written (and pushed live) at least this many points apart, besides heartbeats.
+PROGRESS_STEP = 10
+
+
 class PermanentRenderError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -52,7 +56,7 @@ class _Heartbeat:
     def __call__(self, progress: int) -> None:
         now = time.monotonic()
         is_due = now - self.last_beat >= settings.JOB_HEARTBEAT_SECONDS
-        if is_due or progress - self.last_progress >= 25:
+        if is_due or progress - self.last_progress >= PROGRESS_STEP:
             do_heartbeat(self.lease, progress=progress)
             self.last_beat = now
             self.last_progress = progress
