@@ -106,9 +106,6 @@ def live_stack(
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "JOB_LEASE_SECONDS": "3",
         "REAPER_INTERVAL_SECONDS": "1",
-        # An unacknowledged message of a killed worker comes back quickly, so the tests see a
-        # duplicate delivery being ignored.
-        "BROKER_VISIBILITY_TIMEOUT": "8",
         "CREATE_RATE_LIMIT_PER_MINUTE": "10000",
         "DAILY_GENERATION_QUOTA": str(settings.DAILY_GENERATION_QUOTA),
         "HF_HUB_OFFLINE": "1",
