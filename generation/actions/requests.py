@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from generation.events import send_video_event
 from generation.models import VideoJob, new_video_id
 from generation.storage import delete_job_files_after_commit, input_reference_name
 from sora_social.accounts.models import User
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,19 @@ def _existing_for_idempotency_key(
     return existing
 
 
-def dispatch_render_after_commit(job_id: str) -> None:
+def _dispatch_render_rollback_unsafe(job_id: str) -> None:
     from generation.tasks import render_video_task
 
-    transaction.on_commit(lambda: render_video_task.delay(job_id))
+    try:
+        render_video_task.delay(job_id)
+    except Exception:
+        # The job is committed and stays queued: the reaper sends its message again after
+        # JOB_REDISPATCH_AFTER_SECONDS, so the request that created it still succeeds.
+        logger.exception("could not send the render message of %s; the reaper will", job_id)
+
+
+def dispatch_render_after_commit(job_id: str) -> None:
+    transaction.on_commit(lambda: _dispatch_render_rollback_unsafe(job_id))
 
 
 def check_and_request_generation(
