@@ -21,9 +21,9 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# mypy's django-stubs plugin imports the settings: give it URLs so no embedded server starts.
 lint: install
 	$(VENV)/bin/ruff check .
-	# The django-stubs plugin imports the settings: give it URLs so no embedded server starts.
 	DATABASE_URL=postgresql://typecheck@localhost/typecheck REDIS_URL=redis://localhost:1/0 \
 	  $(VENV)/bin/mypy .
 
