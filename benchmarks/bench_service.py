@@ -7,7 +7,6 @@ DATABASE_URL / REDIS_URL if set), never touching the `make run` data.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -17,12 +16,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VAR = ROOT / "var" / "bench"
 WEB_PROCESSES = 2  # as `make run` starts by default (WEB_CONCURRENCY)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -124,13 +117,19 @@ def run(jobs: int = 10, create_seconds: int = 10, create_runs: int = 3) -> dict[
 
     from sora_social.accounts.actions import do_create_user, do_issue_api_key
     from sora_social.accounts.models import User
-    from sora_social.processes import ProcessGroup, scheduler_command, web_command, worker_command
+    from sora_social.processes import (
+        ProcessGroup,
+        free_port,
+        scheduler_command,
+        web_command,
+        worker_command,
+    )
 
     user = User.objects.filter(handle="bench").first()
     if user is None:
         user = do_create_user(handle="bench", password=None)
     key = do_issue_api_key(user, name="bench").secret
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

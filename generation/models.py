@@ -28,8 +28,6 @@ class VideoJob(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    ACTIVE_STATUSES = (Status.QUEUED, Status.IN_PROGRESS)
-
     id = models.CharField(primary_key=True, max_length=40, default=new_video_id, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -98,10 +96,6 @@ class VideoJob(models.Model):
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATUSES
 
 
 class DailyGenerationUsage(models.Model):

@@ -95,7 +95,7 @@ def render_job(job_id: str) -> None:
     if lease is None:
         logger.info("job %s is not queued; nothing to do", job_id)
         return
-    job = VideoJob.objects.get(pk=job_id)
+    job = lease.job
     stored: list[str] = []
     started = time.monotonic()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,13 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 _CELERY = [sys.executable, "-m", "celery", "-A", "sora_social"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for tests and benchmarks)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def web_command(host: str, port: int) -> list[str]:

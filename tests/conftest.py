@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sora_social.accounts.models import User
 from sora_social.processes import (
     ROOT,
     ProcessGroup,
+    free_port,
     scheduler_command,
     web_command,
     worker_command,
@@ -61,12 +61,6 @@ def _clean_test_state() -> None:
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class LiveStack:
     url: str
@@ -95,7 +89,7 @@ def live_stack(
 ) -> Iterator[LiveStack]:
     with django_db_blocker.unblock():
         database_url = _database_url()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",

@@ -32,6 +32,8 @@ class LeaseLost(Exception):
 class Lease:
     job_id: str
     token: uuid.UUID
+    # The job as it was when claimed: what to render, without reading the row again.
+    job: VideoJob
 
 
 def _lease_until(now: datetime.datetime) -> datetime.datetime:
@@ -57,7 +59,7 @@ def do_claim_job(job_id: str, *, worker: str) -> Lease | None:
             return None
         job = VideoJob.objects.get(pk=job_id)
         send_video_event(job, "video.progress")
-    return Lease(job_id=job_id, token=token)
+    return Lease(job_id=job_id, token=token, job=job)
 
 
 def do_heartbeat(lease: Lease, *, progress: int) -> None:

@@ -53,7 +53,9 @@ def test_it_renders_a_video_with_sound_that_the_sdk_downloads(
     ]
 
 
-def test_it_renders_each_size_and_length_it_accepts(live_stack: LiveStack, alice: Member) -> None:
+def test_it_renders_an_eight_second_portrait_clip_frame_for_frame(
+    live_stack: LiveStack, alice: Member
+) -> None:
     client = sdk(live_stack.url, alice.key)
 
     video = client.videos.create_and_poll(prompt="Waves", seconds="8", size="720x1280")

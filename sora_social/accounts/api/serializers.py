@@ -14,7 +14,6 @@ class ProfileSerializer(serializers.ModelSerializer):
         model = User
         fields = ("id", "handle", "display_name", "bio", "avatar", "birth_date", "email")
         read_only_fields = ("id", "handle")
-        extra_kwargs = {"email": {"write_only": False}}
 
 
 class SignupSerializer(serializers.Serializer):
