@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-HANDLE_PATTERN = r"^[a-z0-9_](?:[a-z0-9_.]{1,28}[a-z0-9_])?$"
+HANDLE_PATTERN = r"^[a-z0-9_][a-z0-9_.]{1,28}[a-z0-9_]$"
 ADULT_AGE_YEARS = 18
 
 

@@ -128,3 +128,13 @@ def test_creates_are_rate_limited_per_key(
     assert int(limited["Retry-After"]) > 0
     assert VideoJob.objects.count() == 3
     assert len(callbacks) == 6  # three jobs: one event and one render message each
+
+
+def test_signup_refuses_a_handle_shorter_than_three_characters() -> None:
+    response = APIClient().post(
+        "/api/auth/signup", {"handle": "ab", "password": "a long passphrase 42"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "handle" in response.json()
+    assert User.objects.count() == 0

@@ -19,6 +19,7 @@ from generation.actions.jobs import (
     do_release_failed_attempt,
 )
 from generation.actions.requests import GenerationRequest, check_and_request_generation
+from generation.api.errors import Conflict
 from generation.models import DailyGenerationUsage, VideoJob
 from generation.rendering import render_job
 from tests.conftest import Member
@@ -158,3 +159,20 @@ def test_a_remix_whose_source_was_deleted_fails_clearly_and_refunds(alice: Membe
     remix.refresh_from_db()
     assert (remix.status, remix.error_code, remix.attempts) == ("failed", "remix_source_deleted", 1)
     assert DailyGenerationUsage.objects.get(user=alice.user).used == 1  # the source's charge only
+
+
+def test_an_idempotency_key_reused_with_other_parameters_is_a_conflict(alice: Member) -> None:
+    request = GenerationRequest(prompt="one", model="sora-2", seconds=4, width=720, height=1280)
+    first, created = check_and_request_generation(alice.user, request, idempotency_key="k-1")
+    assert created
+
+    with pytest.raises(Conflict) as refused:
+        check_and_request_generation(
+            alice.user,
+            GenerationRequest(prompt="two", model="sora-2", seconds=4, width=720, height=1280),
+            idempotency_key="k-1",
+        )
+
+    assert refused.value.code == "idempotency_key_reused"
+    assert list(VideoJob.objects.values_list("pk", flat=True)) == [first.pk]
+    assert DailyGenerationUsage.objects.get(user=alice.user).used == 1
