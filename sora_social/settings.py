@@ -106,7 +106,7 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, Channels layer, cache, rate limits -------------------------------
-EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6390, minimum=1)
+EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6390, minimum=0)
 REDIS_URL = env_str("REDIS_URL") or embedded_redis_url(VAR_DIR, EMBEDDED_REDIS_PORT)
 
 CACHES = {

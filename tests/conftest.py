@@ -6,17 +6,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from django.conf import settings
 
 from sora_social.accounts.actions import do_create_user, do_issue_api_key
 from sora_social.accounts.models import User
+from sora_social.embedded import stop_owned
 from sora_social.processes import (
     ROOT,
     ProcessGroup,
@@ -26,6 +29,7 @@ from sora_social.processes import (
     worker_command,
 )
 from sora_social.redis import redis_client
+from tests.settings import TEST_RUNS_DIR
 
 
 @dataclass
@@ -54,22 +58,42 @@ def charlie(db: None) -> Member:
     return _member("charlie")
 
 
+# The live stack's logs, kept after the run (the run's own folder is removed).
+LOG_DIR = TEST_RUNS_DIR / "logs"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_test_state() -> None:
-    """Each run starts with an empty test Redis database and media folder."""
+    """Each run starts with an empty test Redis database, and no folder of a dead run is left."""
     redis_client().flushdb()
-    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    for run_dir in TEST_RUNS_DIR.glob("run-*"):
+        pid = int(run_dir.name.removeprefix("run-")) if run_dir.name[4:].isdigit() else 0
+        if not psutil.pid_exists(pid):
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the embedded servers this run started and remove its folder, pass or fail."""
+    stop_owned()
+    run_dir = Path(settings.VAR_DIR)
+    if run_dir.parent == TEST_RUNS_DIR:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @dataclass
 class LiveStack:
     url: str
     group: ProcessGroup
+    gpu_worker_name: str = ""
 
-    def start_gpu_worker(self) -> None:
-        # A fresh node name each time, as a replacement machine would have.
+    def start_gpu_worker(self) -> str:
+        """Start a render worker under a fresh node name, as a replacement machine would have;
+        return that name as /healthz lists it."""
         name = f"gpu-{time.monotonic_ns()}@%h"
         self.group.start("gpu-worker", worker_command("gpu", name=name))
+        self.gpu_worker_name = name.replace("%h", socket.gethostname())
+        return self.gpu_worker_name
 
     def kill_gpu_worker(self) -> None:
         self.group.kill("gpu-worker", signal.SIGKILL)
@@ -104,7 +128,7 @@ def live_stack(
         "DAILY_GENERATION_QUOTA": str(settings.DAILY_GENERATION_QUOTA),
         "HF_HUB_OFFLINE": "1",
     }
-    group = ProcessGroup(env=env, log_dir=Path(settings.VAR_DIR) / "logs")
+    group = ProcessGroup(env=env, log_dir=LOG_DIR)
     stack = LiveStack(url=f"http://127.0.0.1:{port}", group=group)
     group.start("web", web_command("127.0.0.1", port))
     stack.start_gpu_worker()
