@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-tools install browser clean
+.PHONY: run test faults lint licences notices sbom bench bench-tools install browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,33 @@ lint: install
 	DATABASE_URL=postgresql://typecheck@localhost/typecheck REDIS_URL=redis://localhost:1/0 \
 	  $(VENV)/bin/mypy .
 
-test: install browser lint
+# Every runtime dependency's licence is on the allow-list in sora_social/licences.py and
+# THIRD_PARTY.md is current; `make notices` regenerates its generated section.
+licences: install
+	$(PY) -m sora_social.licences check
+
+notices: install
+	$(PY) -m sora_social.licences notices
+
+# A CycloneDX bill of materials of the runtime environment, written to var/sbom.cdx.json: the
+# project's [project].dependencies installed alone in a throwaway venv (no test tools), then read
+# by cyclonedx-py.
+SBOM_VENV := var/sbom-venv
+sbom: install
+	rm -rf $(SBOM_VENV) && $(PYTHON) -m venv --without-pip $(SBOM_VENV)
+	$(PY) -m sora_social.licences requirements > var/sbom-requirements.txt
+	$(VENV)/bin/pip --python $(SBOM_VENV)/bin/python install --quiet -c constraints.txt \
+	  -r var/sbom-requirements.txt
+	$(VENV)/bin/cyclonedx-py environment --pyproject pyproject.toml --output-reproducible \
+	  -o var/sbom.cdx.json $(SBOM_VENV)
+	@echo "wrote var/sbom.cdx.json"
+
+test: install browser lint licences
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
+
+# The full fault-injection run (a short one is part of `make test`): prints a table of figures.
+faults: install
+	HF_HUB_OFFLINE=1 $(PY) -m tests.faults
 
 # wrk, the load generator for the throughput benchmark, from Debian's packages.
 bench-tools:
@@ -38,4 +63,4 @@ bench: install bench-tools
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf var/test
+	rm -rf var/test var/faults
