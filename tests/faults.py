@@ -47,8 +47,8 @@ FAULTS_DIR = ROOT / "var" / "faults"
 OUTPUT_FILE_NAMES = {"video.mp4", "thumbnail.webp", "spritesheet.jpg"}
 # The stream of creates keeps the render worker busy without building a backlog that would
 # take long to drain: a new create every CREATE_INTERVAL while fewer than MAX_ACTIVE are active.
-CREATE_INTERVAL_SECONDS = 0.7
-MAX_ACTIVE_JOBS = 8
+CREATE_INTERVAL_SECONDS = 0.5
+MAX_ACTIVE_JOBS = 12
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
