@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults lint licences notices sbom bench bench-tools install browser clean
+.PHONY: run test faults lint licences notices sbom bench install browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,11 +55,7 @@ test: install browser lint licences
 faults: install
 	HF_HUB_OFFLINE=1 $(PY) -m tests.faults
 
-# wrk, the load generator for the throughput benchmark, from Debian's packages.
-bench-tools:
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-
-bench: install bench-tools
+bench: install
 	$(PY) -m benchmarks
 
 clean:

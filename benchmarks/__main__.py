@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_render, bench_service
+import sys
+
+from benchmarks import bench_render, bench_service, bench_throughput, openloop
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -17,6 +23,16 @@ def main() -> None:
         )
     )
     rows += bench_service.summarize(bench_service.run())
+    # The generator's own ceiling, so the throughput figures below are known to be the server's.
+    generator_ceiling, _steps = openloop.self_test(duration_s=4.0, report=_progress)
+    rows.append(
+        (
+            "open-loop load generator alone: highest rate with p99 < 5 ms (no-op server)",
+            openloop.describe_ceiling(generator_ceiling),
+            "far above the rates below",
+        )
+    )
+    rows += bench_throughput.summarize(bench_throughput.run(report=_progress))
     width = max(len(row[0]) for row in rows)
     measured = max(len(row[1]) for row in rows)
     print(f"{'benchmark':<{width}} | {'measured':<{measured}} | target")

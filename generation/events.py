@@ -12,6 +12,7 @@ import os
 import threading
 from typing import Any
 
+import redis
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EVENT_KINDS = ("video.queued", "video.progress", "video.completed", "video.failed",
                      "video.deleted")
+# While Redis is slow or unreachable, events wait in memory up to this many; later ones are
+# dropped (logged), so an outage cannot grow a process without bound.
+MAX_WAITING_EVENTS = 10_000
 
 
 def user_group_name(user_id: int) -> str:
@@ -44,7 +48,7 @@ class _EventPublisher:
 
     def _start(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(maxsize=MAX_WAITING_EVENTS)
         self._loop.create_task(self._drain(self._queue))
         threading.Thread(target=self._loop.run_forever, name="event-publisher", daemon=True).start()
 
@@ -53,11 +57,14 @@ class _EventPublisher:
         channel_layer = get_channel_layer()
         while True:
             group, message = await queue.get()
+            kind = message.get("event", {}).get("type")
             try:
                 if channel_layer is not None:
                     await channel_layer.group_send(group, message)
+            except (redis.RedisError, OSError) as error:
+                logger.warning("could not send %s, Redis is unavailable: %s", kind, error)
             except Exception:
-                logger.exception("could not send %s", message.get("event", {}).get("type"))
+                logger.exception("could not send %s", kind)
 
     def publish(self, group: str, message: dict[str, Any]) -> None:
         with self._lock:
@@ -65,7 +72,17 @@ class _EventPublisher:
                 self._start()
                 self._owner_pid = os.getpid()
             loop, queue = self._loop, self._queue
-        loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+        loop.call_soon_threadsafe(self._offer, queue, (group, message))
+
+    @staticmethod
+    def _offer(
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]], item: tuple[str, dict[str, Any]]
+    ) -> None:
+        try:
+            queue.put_nowait(item)
+        except asyncio.QueueFull:
+            logger.warning("dropped %s: %d live events are waiting for Redis",
+                           item[1].get("event", {}).get("type"), queue.qsize())
 
 
 _publisher = _EventPublisher()

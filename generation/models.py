@@ -78,6 +78,8 @@ class VideoJob(models.Model):
                 name="videojob_active_lease",
                 condition=Q(status__in=["queued", "in_progress"]),
             ),
+            # The reaper's walk over queued jobs in primary-key order (dispatch markers).
+            models.Index(fields=["id"], name="videojob_queued", condition=Q(status="queued")),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -90,11 +90,22 @@ def _build_request(job: VideoJob, workdir: Path) -> RenderRequest:
     )
 
 
-def render_job(job_id: str) -> None:
+def claim_render(job_id: str) -> Lease | None:
+    """Take the job for this worker process; None (logged) when it is not queued."""
     lease = do_claim_job(job_id, worker=worker_name())
     if lease is None:
         logger.info("job %s is not queued; nothing to do", job_id)
-        return
+    return lease
+
+
+def render_job(job_id: str) -> None:
+    lease = claim_render(job_id)
+    if lease is not None:
+        render_claimed_job(lease)
+
+
+def render_claimed_job(lease: Lease) -> None:
+    job_id = lease.job_id
     job = lease.job
     stored: list[str] = []
     started = time.monotonic()

@@ -1,19 +1,29 @@
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 
 from generation.actions.jobs import do_reap_jobs
-from generation.rendering import render_job
+from generation.dispatch import forget_render_message
+from generation.rendering import claim_render, render_claimed_job
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def render_video_task(job_id: str) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def render_video_task(self: Task[Any, Any], job_id: str) -> None:
     """Routed to the `gpu` queue. Safe to run any number of times for one job id."""
-    render_job(job_id)
+    try:
+        lease = claim_render(job_id)
+    finally:
+        # This message is spent, whatever the claim did: if the job is still queued (the
+        # claim raised), the reaper sees no outstanding message and sends another.
+        forget_render_message(job_id, message_id=str(self.request.id))
+    if lease is not None:
+        render_claimed_job(lease)
 
 
 @shared_task(ignore_result=True)
 def reap_jobs_task() -> dict[str, int]:
     report = do_reap_jobs()
     return {"requeued": report.requeued, "failed": report.failed,
-            "redispatched": report.redispatched}
+            "redispatched": report.redispatched, "checked": report.checked}

@@ -210,7 +210,9 @@ def _redis_server_binary() -> Path:
 
 
 def _port_is_free(port: int) -> bool:
+    """Nothing listens on the port (connections of a server that just stopped may linger)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

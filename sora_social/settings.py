@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it sees every response: errors leave as JSON (sora_social/errors.py).
+    "sora_social.errors.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,6 +78,7 @@ ROOT_URLCONF = "sora_social.urls"
 ASGI_APPLICATION = "sora_social.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
+CSRF_FAILURE_VIEW = "sora_social.errors.csrf_failure"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -89,10 +92,16 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "sora_social.context_processors.source_code",
             ],
         },
     },
 ]
+
+# --- Licence: AGPL-3.0-or-later s.13 asks every page to offer the running version's source -----
+# Empty: pages link to /source.tar.gz, which this server builds from its own files. Set it to
+# where exactly the deployed version's source is published, e.g. a tagged repository.
+SOURCE_CODE_URL = env_str("SOURCE_CODE_URL")
 
 # --- Database: PostgreSQL with pgvector, always -------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL") or embedded_database_url(VAR_DIR)
@@ -101,6 +110,11 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 # thread (sora_social.asgi.OneThreadASGIHandler) and each worker process is single-threaded.
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A database that is down or unreachable fails a request within seconds (a 503), instead of
+# hanging it for the operating system's TCP timeout. libpq counts anything below 2 as 2.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+    "DATABASE_CONNECT_TIMEOUT", 3, minimum=2
+)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with pgvector)")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -132,9 +146,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"generation.tasks.render_video_task": {"queue": "gpu"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# An unacknowledged message comes back after this long; the reaper handles lost workers much
-# sooner through job leases, so this is only a backstop.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # An unacknowledged message comes back after this long; the reaper handles lost workers
+    # much sooner through job leases, so this is only a backstop.
+    "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
+    # With the broker down or unreachable, sending a message fails within seconds and the
+    # request that sent it still succeeds (the reaper sends it later, JOB_DISPATCH_GRACE_SECONDS).
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+# One immediate retry reconnects a pooled connection left over from before a broker restart;
+# more would only make a request wait longer while the broker is really down.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+# A render carries on through a broker blip: its lease in PostgreSQL, not the broker's
+# connection, says whose job it is (and Celery 6 would otherwise change this default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Jobs --------------------------------------------------------------------------------------
@@ -143,7 +174,9 @@ VIDEO_MODEL_DIR = env_str("VIDEO_MODEL_DIR")
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60, minimum=2)
 JOB_HEARTBEAT_SECONDS = max(1, JOB_LEASE_SECONDS // 4)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
-JOB_REDISPATCH_AFTER_SECONDS = env_int("JOB_REDISPATCH_AFTER_SECONDS", 600, minimum=1)
+# A queued job whose render message is not outstanding in the broker (lost with the broker's
+# data, or never sent during an outage) is sent again once its last send is this old.
+JOB_DISPATCH_GRACE_SECONDS = env_int("JOB_DISPATCH_GRACE_SECONDS", 10, minimum=1)
 REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 15, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "generation.tasks.reap_jobs_task", "schedule": REAPER_INTERVAL_SECONDS},
@@ -195,6 +228,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only, errors included ({"error": {"code", "message"}}); /api/docs is the browsable
+    # view of this API.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "sora_social.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -229,3 +266,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}, "pgserver": {"level": "WARNING"}},
 }
+
+# --- Benchmarks ----------------------------------------------------------------------------------
+# Mounts the benchmark-only endpoints of sora_social/bench_views.py; `make bench` turns it on for
+# its own servers. Production leaves it off, so those endpoints do not exist there.
+BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)

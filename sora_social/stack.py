@@ -68,6 +68,9 @@ def _check_port_free(host: str, port: int) -> None:
     """Without SO_REUSEPORT, binding fails if anything (even an old web process) listens."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR lets the connections of a run that just ended linger; a listener still
+        # makes the bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

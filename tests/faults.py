@@ -46,7 +46,7 @@ from sora_social.processes import ROOT, free_port
 FAULTS_DIR = ROOT / "var" / "faults"
 OUTPUT_FILE_NAMES = {"video.mp4", "thumbnail.webp", "spritesheet.jpg"}
 # The stream of creates keeps the render worker busy without building a backlog that would
-# take long to drain: a new create every CREATE_INTERVAL while fewer than MAX_ACTIVE are active.
+# take long to drain: a new create every CREATE_INTERVAL while fewer than max_active are active.
 CREATE_INTERVAL_SECONDS = 0.5
 MAX_ACTIVE_JOBS = 12
 
@@ -168,7 +168,7 @@ class Database:
 
 
 def _create_stream(url: str, key: str, database: Database, tally: Tally,
-                   stop: threading.Event) -> None:
+                   stop: threading.Event, max_active: int) -> None:
     """A steady stream of creates; each retried with its own Idempotency-Key until answered."""
     headers = {"Authorization": f"Bearer {key}"}
     fields = {"prompt": "fault run", "model": "sora-2", "seconds": "4", "size": "720x1280"}
@@ -178,7 +178,7 @@ def _create_stream(url: str, key: str, database: Database, tally: Tally,
                 "SELECT count(*) FROM generation_videojob "
                 "WHERE status IN ('queued', 'in_progress')"
             )[0][0]
-            if active >= MAX_ACTIVE_JOBS:
+            if active >= max_active:
                 stop.wait(0.2)
                 continue
             idempotency_key = uuid.uuid4().hex
@@ -287,7 +287,8 @@ def _check(var_dir: Path, database: Database, tally: Tally) -> Report:
     lost = tally.job_ids - known
     if lost:
         problems.append(f"{len(lost)} jobs a client was told about are gone: {sorted(lost)[:5]}")
-    stuck = [row[0] for row in jobs if row[1] in ("queued", "in_progress")]
+    stuck = [f"{row[0]} ({row[1]}, attempt {row[3]})" for row in jobs
+             if row[1] in ("queued", "in_progress")]
     if stuck:
         problems.append(f"{len(stuck)} jobs are stuck queued or in progress: {stuck[:5]}")
     unexplained = [row[0] for row in jobs if row[1] == "failed" and not row[2]]
@@ -351,6 +352,7 @@ class FaultRun:
     redis_restarts: int = 5
     postgres_restarts: int = 2
     seed: int = 1
+    max_active_jobs: int = MAX_ACTIVE_JOBS
     settle_seconds: float = 600
     var_dir: Path = field(default_factory=lambda: FAULTS_DIR / f"run-{os.getpid()}")
     # A short lease and a fast reaper, so each killed render is recovered within seconds.
@@ -383,7 +385,9 @@ def run(config: FaultRun) -> Outcome:
         _wait_until(stack.is_healthy, 180, "the stack to start")
         key = stack.issue_key()
         creator = threading.Thread(
-            target=_create_stream, args=(stack.url, key, database, tally, stop), daemon=True
+            target=_create_stream,
+            args=(stack.url, key, database, tally, stop, config.max_active_jobs),
+            daemon=True,
         )
         creator.start()
         for fault in _schedule(config.render_kills, config.redis_restarts,

@@ -11,7 +11,10 @@ pytestmark = pytest.mark.integration
 
 def test_the_stack_loses_nothing_under_killed_renders_and_restarted_servers() -> None:
     outcome = faults.run(
-        faults.FaultRun(render_kills=5, redis_restarts=1, postgres_restarts=1, settle_seconds=90)
+        faults.FaultRun(
+            render_kills=5, redis_restarts=1, postgres_restarts=1, max_active_jobs=4,
+            settle_seconds=180,
+        )
     )
 
     print(outcome.report.table())

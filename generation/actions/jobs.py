@@ -11,6 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -18,8 +19,11 @@ from django.utils import timezone
 
 from generation.actions.quota import refund_generation_quota
 from generation.actions.requests import dispatch_render_after_commit
+from generation.dispatch import jobs_with_outstanding_messages
 from generation.events import send_video_event
 from generation.models import VideoJob
+from generation.storage import delete_output_files_after_commit
+from sora_social.redis import broker_redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +121,9 @@ def _fail_locked(job: VideoJob, *, code: str, message: str) -> None:
         ]
     )
     refund_generation_quota(job.user_id, job.quota_day)
+    # An attempt that died after storing some of its files leaves them under the job's fixed
+    # names; a failed job keeps none.
+    delete_output_files_after_commit(job.id)
     send_video_event(job, "video.failed")
 
 
@@ -166,16 +173,31 @@ class ReapReport:
     requeued: int
     failed: int
     redispatched: int
+    # Queued jobs past the grace period whose markers this pass looked up.
+    checked: int = 0
 
 
-def do_reap_jobs(*, batch_size: int = 100) -> ReapReport:
-    """Recover jobs whose worker died (lease expired) or whose message was lost.
+REDISPATCH_CURSOR_KEY = "dispatch:reaper-cursor"
+
+
+def do_reap_jobs(*, batch_size: int = 100, redispatch_page_size: int = 500) -> ReapReport:
+    """Recover jobs whose worker died (lease expired), then jobs whose message was lost."""
+    requeued, failed = _recover_expired_leases(batch_size=batch_size)
+    checked, redispatched = _redispatch_lost_messages(page_size=redispatch_page_size)
+    return ReapReport(
+        requeued=requeued, failed=failed, redispatched=redispatched, checked=checked
+    )
+
+
+def _recover_expired_leases(*, batch_size: int) -> tuple[int, int]:
+    """Re-queue (or, after the last attempt, fail) jobs whose lease expired: (requeued, failed).
 
     Rows are locked with SKIP LOCKED so two reapers (or a reaper and a finishing worker) never
-    act on the same job twice.
+    act on the same job twice. Needs only the database: it works while the broker is down (the
+    re-queued job's message then waits for the broker, see below).
     """
     now = timezone.now()
-    requeued = failed = redispatched = 0
+    requeued = failed = 0
     with transaction.atomic():
         expired = (
             VideoJob.objects.select_for_update(skip_locked=True)
@@ -197,17 +219,50 @@ def do_reap_jobs(*, batch_size: int = 100) -> ReapReport:
                 logger.warning("lease of %s expired on %s; re-queueing", job.id, job.worker)
                 _requeue_locked(job)
                 requeued += 1
+    return requeued, failed
 
-        stale_before = now - datetime.timedelta(seconds=settings.JOB_REDISPATCH_AFTER_SECONDS)
-        stale = (
-            VideoJob.objects.select_for_update(skip_locked=True)
-            .filter(status=VideoJob.Status.QUEUED, dispatched_at__lt=stale_before)
-            .order_by("pk")[:batch_size]
+
+def _redispatch_lost_messages(*, page_size: int) -> tuple[int, int]:
+    """Send a render message for each queued job that has none outstanding: (checked, sent).
+
+    Only jobs whose last send is older than JOB_DISPATCH_GRACE_SECONDS count (their marker is
+    written just after the send). Each pass looks at one page of them, in primary-key order
+    from where the previous pass stopped, wrapping around at the end, so the work per pass is
+    bounded however long the backlog. With the broker's Redis down the pass sends nothing.
+    """
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(seconds=settings.JOB_DISPATCH_GRACE_SECONDS)
+    candidates = VideoJob.objects.filter(
+        status=VideoJob.Status.QUEUED, dispatched_at__lt=cutoff
+    ).order_by("pk")
+    try:
+        client = broker_redis_client()
+        stored_cursor = client.get(REDISPATCH_CURSOR_KEY)
+        cursor = stored_cursor.decode() if isinstance(stored_cursor, bytes) else ""
+        page = list(candidates.filter(pk__gt=cursor).values_list("pk", flat=True)[:page_size])
+        if len(page) < page_size and cursor:
+            wrapped = candidates.filter(pk__lte=cursor).values_list("pk", flat=True)
+            page += list(wrapped[: page_size - len(page)])
+        outstanding = jobs_with_outstanding_messages(page)
+        client.set(REDISPATCH_CURSOR_KEY, page[-1] if len(page) == page_size else "")
+    except redis.RedisError as error:
+        logger.warning("re-dispatch skipped this pass, the broker's Redis is unavailable: %s",
+                       error)
+        return 0, 0
+
+    lost = [job_id for job_id in page if job_id not in outstanding]
+    if not lost:
+        return len(page), 0
+    with transaction.atomic():
+        # Locked and checked again: a job claimed, or sent by someone else, since the look-up
+        # is no longer a candidate.
+        jobs = list(
+            candidates.select_for_update(skip_locked=True)
+            .filter(pk__in=lost)
+            .values_list("pk", flat=True)
         )
-        for job in stale:
-            # A duplicate message is harmless (claiming is conditional); a lost one is not.
-            job.dispatched_at = now
-            job.save(update_fields=["dispatched_at"])
-            dispatch_render_after_commit(job.id)
-            redispatched += 1
-    return ReapReport(requeued=requeued, failed=failed, redispatched=redispatched)
+        VideoJob.objects.filter(pk__in=jobs).update(dispatched_at=now)
+        for job_id in jobs:
+            dispatch_render_after_commit(job_id)
+    logger.warning("%d queued jobs had no render message outstanding; sent them one", len(jobs))
+    return len(page), len(jobs)

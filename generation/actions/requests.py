@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import secrets
 from dataclasses import dataclass
 
@@ -15,12 +14,11 @@ from rest_framework.exceptions import NotFound
 
 from generation.actions.quota import charge_generation_quota, quota_today
 from generation.api.errors import Conflict, InvalidRequest
+from generation.dispatch import send_render_message_rollback_unsafe
 from generation.events import send_video_event
 from generation.models import VideoJob, new_video_id
 from generation.storage import delete_job_files_after_commit, input_reference_name
 from sora_social.accounts.models import User
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,19 +80,13 @@ def _existing_for_idempotency_key(
     return existing
 
 
-def _dispatch_render_rollback_unsafe(job_id: str) -> None:
-    from generation.tasks import render_video_task
-
-    try:
-        render_video_task.delay(job_id)
-    except Exception:
-        # The job is committed and stays queued: the reaper sends its message again after
-        # JOB_REDISPATCH_AFTER_SECONDS, so the request that created it still succeeds.
-        logger.exception("could not send the render message of %s; the reaper will", job_id)
-
-
 def dispatch_render_after_commit(job_id: str) -> None:
-    transaction.on_commit(lambda: _dispatch_render_rollback_unsafe(job_id))
+    """Send the render message once the transaction commits.
+
+    The caller records the attempt by setting the job's `dispatched_at` in that transaction
+    (a new row has it already), so the reaper's grace period counts from it.
+    """
+    transaction.on_commit(lambda: send_render_message_rollback_unsafe(job_id))
 
 
 def check_and_request_generation(

@@ -13,6 +13,8 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from sora_social.errors import openai_error_body as error_body
+
 
 class OpenAIError(exceptions.APIException):
     status_code: int = status.HTTP_400_BAD_REQUEST
@@ -51,12 +53,6 @@ class RateLimited(OpenAIError):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
-
-
-def error_body(
-    message: str, *, error_type: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 def _first_validation_error(detail: Any, param: str | None = None) -> tuple[str | None, str, str]:

@@ -49,7 +49,15 @@ def test_signup_refuses_a_taken_handle_and_a_weak_password(alice: Member) -> Non
     )
 
     assert taken.status_code == weak.status_code == 400
-    assert "handle" in taken.json()
+    assert taken.json() == {
+        "error": {
+            "code": "invalid",
+            "message": "handle: This handle is taken.",
+            "fields": {"handle": ["This handle is taken."]},
+        }
+    }
+    assert weak.json()["error"]["code"] == "invalid"
+    assert "This password is too short" in weak.json()["error"]["message"]
     assert User.objects.count() == 1
 
 
@@ -66,6 +74,9 @@ def test_login_and_logout_issue_and_revoke_a_session_token(alice: Member) -> Non
     logout = _bearer(token).post("/api/auth/logout")
 
     assert wrong.status_code == 401
+    assert wrong.json() == {
+        "error": {"code": "invalid_credentials", "message": "Wrong handle or password."}
+    }
     assert login.status_code == 200
     assert logout.status_code == 204
     assert _bearer(token).get("/api/me").status_code == 401
@@ -136,5 +147,6 @@ def test_signup_refuses_a_handle_shorter_than_three_characters() -> None:
     )
 
     assert response.status_code == 400
-    assert "handle" in response.json()
+    assert response.json()["error"]["code"] == "invalid"
+    assert list(response.json()["error"]["fields"]) == ["handle"]
     assert User.objects.count() == 0

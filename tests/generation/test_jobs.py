@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from generation.actions.jobs import (
@@ -22,6 +24,7 @@ from generation.actions.requests import GenerationRequest, check_and_request_gen
 from generation.api.errors import Conflict
 from generation.models import DailyGenerationUsage, VideoJob
 from generation.rendering import render_job
+from generation.storage import output_name
 from tests.conftest import Member
 
 FILES = {"video": "v.mp4", "thumbnail": "t.webp", "spritesheet": "s.jpg"}
@@ -103,6 +106,24 @@ def test_the_reaper_gives_up_after_the_last_attempt_and_refunds_the_quota(alice:
     assert do_reap_jobs().failed == 0  # already failed: nothing more to do
 
 
+def test_a_job_that_fails_keeps_none_of_the_files_its_dead_attempts_stored(
+    alice: Member, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = _job(alice)
+    for attempt in range(settings.JOB_MAX_ATTEMPTS):
+        assert do_claim_job(job.pk, worker="crashy") is not None
+        if attempt == settings.JOB_MAX_ATTEMPTS - 1:
+            # The last attempt stored its video, then its worker died before finishing.
+            default_storage.save(output_name(job.pk, "video"), ContentFile(b"partial"))
+        _expire_lease(job)
+        with django_capture_on_commit_callbacks(execute=True):
+            do_reap_jobs()
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert not default_storage.exists(output_name(job.pk, "video"))
+
+
 def test_the_reaper_redispatches_a_queued_job_whose_message_was_lost(
     alice: Member, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
@@ -110,7 +131,7 @@ def test_the_reaper_redispatches_a_queued_job_whose_message_was_lost(
     fresh = _job(alice)
     VideoJob.objects.filter(pk=job.pk).update(
         dispatched_at=timezone.now()
-        - datetime.timedelta(seconds=settings.JOB_REDISPATCH_AFTER_SECONDS + 1)
+        - datetime.timedelta(seconds=settings.JOB_DISPATCH_GRACE_SECONDS + 1)
     )
 
     with django_capture_on_commit_callbacks() as callbacks:

@@ -26,6 +26,7 @@ from sora_social.accounts.api.serializers import (
 )
 from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import ApiKey, User
+from sora_social.errors import api_error_body
 
 
 def _session_token_response(user: User, status_code: int) -> Response:
@@ -65,7 +66,8 @@ class LoginView(APIView):
         )
         if user is None:
             return Response(
-                {"detail": "Wrong handle or password."}, status=status.HTTP_401_UNAUTHORIZED
+                api_error_body("invalid_credentials", "Wrong handle or password."),
+                status=status.HTTP_401_UNAUTHORIZED,
             )
         return _session_token_response(user, status.HTTP_200_OK)  # type: ignore[arg-type]
 
