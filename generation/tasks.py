@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_ready, worker_shutdown
 
 from generation.actions.jobs import do_reap_jobs
-from generation.dispatch import forget_render_message
+from generation.dispatch import Dispatcher, forget_render_message
 from generation.rendering import claim_render, render_claimed_job
 
 
@@ -27,3 +28,22 @@ def reap_jobs_task() -> dict[str, int]:
     report = do_reap_jobs()
     return {"requeued": report.requeued, "failed": report.failed,
             "redispatched": report.redispatched, "checked": report.checked}
+
+
+# CPU workers (queue `default`) send the render messages of newly queued jobs.
+_dispatcher: Dispatcher | None = None
+
+
+@worker_ready.connect
+def _start_dispatcher(sender: Any, **kwargs: Any) -> None:
+    global _dispatcher
+    queues = {queue.name for queue in sender.app.amqp.queues.consume_from.values()}
+    if "default" in queues and _dispatcher is None:
+        _dispatcher = Dispatcher()
+        _dispatcher.start()
+
+
+@worker_shutdown.connect
+def _stop_dispatcher(**kwargs: Any) -> None:
+    if _dispatcher is not None:
+        _dispatcher.stop()

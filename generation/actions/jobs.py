@@ -7,6 +7,7 @@ worker whose lease has expired, changes nothing.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from generation.actions.quota import refund_generation_quota
 from generation.actions.requests import dispatch_render_after_commit
-from generation.dispatch import jobs_with_outstanding_messages
+from generation.dispatch import jobs_with_outstanding_messages, send_render_message
 from generation.events import send_video_event
 from generation.models import VideoJob
 from generation.storage import delete_output_files_after_commit
@@ -263,6 +264,8 @@ def _redispatch_lost_messages(*, page_size: int) -> tuple[int, int]:
         )
         VideoJob.objects.filter(pk__in=jobs).update(dispatched_at=now)
         for job_id in jobs:
-            dispatch_render_after_commit(job_id)
+            # Sent from here, not through the dispatchers: this sweep is what catches the
+            # notifications they missed.
+            transaction.on_commit(functools.partial(send_render_message, job_id))
     logger.warning("%d queued jobs had no render message outstanding; sent them one", len(jobs))
     return len(page), len(jobs)

@@ -134,7 +134,8 @@ def test_with_the_brokers_redis_down_the_reaper_still_recovers_leases_and_sends_
             report = do_reap_jobs()
 
     assert report == ReapReport(requeued=1, failed=0, redispatched=0, checked=0)
-    assert len(callbacks) == 2  # the re-queued job's event and message, sent after commit
+    # The re-queued job's live event; its message goes to the dispatchers by NOTIFY.
+    assert len(callbacks) == 1
     crashed.refresh_from_db()
     assert (crashed.status, crashed.lease_token) == ("queued", None)
     assert any(
@@ -162,7 +163,7 @@ def test_a_create_goes_through_with_redis_down_and_the_rate_limit_open(
 
     assert response.status_code == 200, response.content
     assert VideoJob.objects.get().pk == response.json()["id"]
-    assert len(callbacks) == 2  # the live event and the render message
+    assert len(callbacks) == 1  # the live event: the render message goes by NOTIFY
     warnings = [record for record in caplog.records if record.name == "generation.ratelimit"]
     assert [record.getMessage().split(",")[0] for record in warnings] == [
         f"rate limit of key:{ApiKey.objects.get(user=alice.user).pk} not checked"
@@ -178,6 +179,11 @@ import dataclasses, json, sys
 import django
 django.setup()
 from generation.actions.jobs import do_reap_jobs
+from generation.dispatch import Dispatcher
+dispatcher = Dispatcher()
+dispatcher.start()
+assert dispatcher.wait_listening(30)
+print("listening", flush=True)
 for line in sys.stdin:
     print(json.dumps([dataclasses.asdict(do_reap_jobs()) for _ in range(int(line))]), flush=True)
 """
@@ -220,7 +226,8 @@ def _wait_past_the_grace(job_ids: list[str]) -> None:
 
 @pytest.fixture
 def backlog_broker(tmp_path: Path) -> Iterator[BacklogBroker]:
-    """A private Redis, a web process and a reaper on it; no worker consumes `gpu`."""
+    """A private Redis, a web process and a reaper (with a dispatcher) on it; no worker consumes
+    `gpu`."""
     redis = PrivateRedis(tmp_path / "redis")
     env = service_env(
         redis_url=redis.url,
@@ -239,6 +246,7 @@ def backlog_broker(tmp_path: Path) -> Iterator[BacklogBroker]:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=reaper_log,
             )
         url = f"http://127.0.0.1:{port}"
+        assert reaper.stdout is not None and reaper.stdout.readline().strip() == "listening"
         wait_answering(url)
         yield BacklogBroker(url=url, redis=redis, reaper=reaper)
     finally:
@@ -265,6 +273,8 @@ def test_a_long_backlog_keeps_exactly_one_message_per_queued_job(
         assert response.status_code == 200, response.text
     job_ids = list(VideoJob.objects.values_list("pk", flat=True))
     assert len(job_ids) == backlog
+    wait_for(lambda: backlog_broker.messages_waiting() >= backlog, timeout=30,
+             what="the dispatcher to send every job's message")
     assert backlog_broker.messages_waiting() == backlog
 
     _wait_past_the_grace(job_ids)

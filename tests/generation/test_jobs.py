@@ -10,6 +10,8 @@ import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from generation.actions.jobs import (
@@ -22,6 +24,7 @@ from generation.actions.jobs import (
 )
 from generation.actions.requests import GenerationRequest, check_and_request_generation
 from generation.api.errors import Conflict
+from generation.dispatch import notify_channel
 from generation.models import DailyGenerationUsage, VideoJob
 from generation.rendering import render_job
 from generation.storage import output_name
@@ -78,13 +81,19 @@ def test_the_reaper_requeues_a_job_whose_worker_died_and_the_old_lease_is_dead(
     assert stale_lease is not None
     _expire_lease(job)
 
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks() as callbacks, CaptureQueriesContext(
+        connection
+    ) as queries:
         report = do_reap_jobs()
 
     assert (report.requeued, report.failed, report.redispatched) == (1, 0, 0)
     job.refresh_from_db()
     assert (job.status, job.attempts, job.lease_token) == ("queued", 1, None)
-    assert len(callbacks) == 2  # the event and the render message
+    assert len(callbacks) == 1  # the live event
+    # The dispatchers are told, in the same transaction, to send its render message.
+    assert [query["sql"] for query in queries if "pg_notify" in query["sql"]] == [
+        f"SELECT pg_notify('{notify_channel()}', '{job.pk}')"
+    ]
     with pytest.raises(LeaseLost):
         do_heartbeat(stale_lease, progress=50)
     assert do_finish_job(stale_lease, files=FILES, render_seconds=1) is False
