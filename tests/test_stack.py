@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from sora_social.processes import ROOT, free_port
+from tests.private_servers import wait_for
 from tests.settings import TEST_RUNS_DIR
 
 pytestmark = pytest.mark.integration
@@ -27,13 +28,6 @@ pytestmark = pytest.mark.integration
 STACK_START_SECONDS = 120
 # Every child must be gone this soon after the supervisor dies, however it dies.
 CHILDREN_GONE_SECONDS = 10
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.1)
 
 
 def _command(process: psutil.Process) -> str:
@@ -86,7 +80,7 @@ class Stack:
             except httpx.HTTPError:
                 return False
 
-        _wait_until(healthy, timeout, "the stack to be healthy")
+        wait_for(healthy, timeout=timeout, what="the stack to be healthy")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -249,14 +243,14 @@ def test_a_child_that_dies_is_restarted_and_health_returns(shared_stack: Stack, 
 
     victim.send_signal(signal.SIGKILL)
 
-    _wait_until(lambda: not _alive(victim), 10, "the child to die")
-    _wait_until(
+    wait_for(lambda: not _alive(victim), timeout=10, what="the child to die")
+    wait_for(
         lambda: any(
             MARKERS[kind] in _command(child) and child.pid != victim.pid
             and _alive(child)
             for child in psutil.Process(shared_stack.process.pid).children()
         ),
-        60, f"the {kind} to be restarted",
+        timeout=60, what=f"the {kind} to be restarted",
     )
     shared_stack.wait_healthy(timeout=90)
     assert "restarting in" in shared_stack.log.read_text()
@@ -274,7 +268,7 @@ def test_a_port_held_by_a_foreign_redis_is_a_clear_error(var_dir: Path) -> None:
     )
     try:
         client = redis.Redis(port=port)
-        _wait_until(lambda: _pings(client), 10, "the foreign Redis")
+        wait_for(lambda: _pings(client), timeout=10, what="the foreign Redis")
         client.set("foreign-data", "keep me")
         (var_dir / "redis").mkdir(parents=True)
         (var_dir / "redis" / "port").write_text(str(port))

@@ -138,7 +138,7 @@ def test_creates_are_rate_limited_per_key(
     assert limited.json()["error"]["code"] == "rate_limit_exceeded"
     assert int(limited["Retry-After"]) > 0
     assert VideoJob.objects.count() == 3
-    assert len(callbacks) == 6  # three jobs: one event and one render message each
+    assert len(callbacks) == 3  # three jobs, one live event each (their messages go by NOTIFY)
 
 
 def test_signup_refuses_a_handle_shorter_than_three_characters() -> None:

@@ -3,31 +3,21 @@ exactly one stored video."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from generation.models import VideoJob
 from generation.tasks import render_video_task
 from tests.conftest import LiveStack, Member
 from tests.generation.videos import probe_mp4, sdk, stored_files
+from tests.private_servers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_job_survives_its_worker_being_killed(live_stack: LiveStack, alice: Member) -> None:
     client = sdk(live_stack.url, alice.key)
     video = client.videos.create(prompt="Survive the crash", seconds="12", size="1280x720")
-    _wait_for(
+    wait_for(
         lambda: VideoJob.objects.filter(pk=video.id, status="in_progress", progress__gt=0).exists(),
         timeout=60,
         what="the render to be under way",
@@ -42,7 +32,7 @@ def test_a_job_survives_its_worker_being_killed(live_stack: LiveStack, alice: Me
     # broker's visibility timeout passes; deliver that duplicate now and see it change nothing.
     render_video_task.delay(video.id)
     worker_log = live_stack.group.log_dir / "gpu-worker.log"  # type: ignore[operator]
-    _wait_for(
+    wait_for(
         lambda: f"job {video.id} is not queued" in worker_log.read_text(errors="replace"),
         timeout=30,
         what="the duplicate delivery to be ignored",
