@@ -238,8 +238,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "sora-social API",
-    "DESCRIPTION": "The app's own REST API (accounts, API keys). The OpenAI-compatible video API "
-    "lives under /v1.",
+    "DESCRIPTION": "The app's own REST API under /api (accounts, API keys) and the "
+    "OpenAI-compatible Videos API under /v1, whose errors take the OpenAI shape.",
     "VERSION": "0.1.0",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

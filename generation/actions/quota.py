@@ -3,42 +3,47 @@ so concurrent requests can never overspend it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from generation.api.errors import QuotaExceeded
-from generation.models import DailyGenerationUsage
+from generation.dispatch import notify_channel
+from generation.models import DailyGenerationUsage, VideoJob
 
 
 def quota_today() -> datetime.date:
     return timezone.now().date()
 
 
-def charge_generation_quota(user_id: int, day: datetime.date) -> int:
-    """Count one generation; raise QuotaExceeded (charging nothing) when the day is used up.
+def charge_quota_and_enqueue(job: VideoJob) -> int:
+    """Charge the day's quota, insert the job and notify the dispatchers, in one statement.
 
-    Must run inside the transaction that creates the job, so a failed create un-charges too.
+    Raises QuotaExceeded, charging and inserting nothing, when the day is used up; returns the
+    generations used today. In autocommit the statement is its own transaction; inside an outer
+    one it commits (and notifies) with it. See migration 0003 for the function.
     """
     limit = settings.DAILY_GENERATION_QUOTA
-    table = DailyGenerationUsage._meta.db_table
-    with connection.cursor() as cursor:
-        # The upsert takes the row lock, so the `used < limit` test and the increment are one
-        # atomic step even with many requests from the same user at once.
+    values = {
+        field.column: field.get_db_prep_save(field.pre_save(job, add=True), connection)
+        for field in VideoJob._meta.concrete_fields
+    }
+    # Alone, the statement is its own transaction (no BEGIN and COMMIT round trips); inside a
+    # caller's transaction, a savepoint keeps that transaction usable if it fails.
+    in_transaction = connection.in_atomic_block
+    with transaction.atomic() if in_transaction else contextlib.nullcontext(), \
+            connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            INSERT INTO {table} (user_id, day, used) VALUES (%s, %s, 1)
-            ON CONFLICT (user_id, day) DO UPDATE SET used = {table}.used + 1
-            WHERE {table}.used < %s
-            RETURNING used
-            """,  # noqa: S608 - the table name comes from the model, values are parameters
-            [user_id, day, limit],
+            "SELECT generation_enqueue_job(%s::jsonb, %s, %s)",
+            [json.dumps(values, default=str), limit, notify_channel()],
         )
         row = cursor.fetchone()
-    if row is None or row[0] > limit:
+    if row is None or row[0] is None:
         raise QuotaExceeded(
             f"You have used your daily quota of {limit} generations; it resets at 00:00 UTC."
         )

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import NotFound
 
-from generation.actions.quota import charge_generation_quota, quota_today
+from generation.actions.quota import charge_quota_and_enqueue, quota_today
 from generation.api.errors import Conflict, InvalidRequest
 from generation.dispatch import notify_job_queued
 from generation.events import send_video_event
@@ -94,7 +94,7 @@ def check_and_request_generation(
 ) -> tuple[VideoJob, bool]:
     """Create and enqueue a job; return (job, created). A retried key returns the first job.
 
-    Charges the daily quota in the job's own transaction, so a refused request charges
+    Charges the daily quota in the statement that inserts the job, so a refused request charges
     nothing, and writes the reference image before the row so no row points at a missing file.
     """
     if idempotency_key:
@@ -109,27 +109,27 @@ def check_and_request_generation(
             input_reference_name(job_id), ContentFile(request.input_reference_png)
         )
     try:
-        with transaction.atomic():
-            day = quota_today()
-            charge_generation_quota(user.pk, day)
-            job = VideoJob.objects.create(
-                id=job_id,
-                user=user,
-                model=request.model,
-                prompt=request.prompt,
-                seconds=request.seconds,
-                width=request.width,
-                height=request.height,
-                seed=secrets.randbits(31),
-                remixed_from=request.remixed_from,
-                remix_source_name=request.remixed_from.video.name if request.remixed_from else "",
-                input_reference=reference_name,
-                idempotency_key=idempotency_key or None,
-                request_fingerprint=request.fingerprint(),
-                quota_day=day,
-            )
-            send_video_event(job, "video.queued")
-            dispatch_render_after_commit(job.id)
+        job = VideoJob(
+            id=job_id,
+            user=user,
+            model=request.model,
+            prompt=request.prompt,
+            seconds=request.seconds,
+            width=request.width,
+            height=request.height,
+            seed=secrets.randbits(31),
+            remixed_from=request.remixed_from,
+            remix_source_name=request.remixed_from.video.name if request.remixed_from else "",
+            input_reference=reference_name,
+            idempotency_key=idempotency_key or None,
+            request_fingerprint=request.fingerprint(),
+            quota_day=quota_today(),
+        )
+        # One round trip: the quota charge, the row and the dispatchers' notification commit
+        # together or not at all.
+        charge_quota_and_enqueue(job)
+        job._state.adding = False  # the row exists now: a later save() updates it
+        send_video_event(job, "video.queued")
     except BaseException as error:
         if reference_name:
             default_storage.delete(reference_name)

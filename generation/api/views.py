@@ -8,7 +8,6 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.http import HttpResponseBase, HttpResponseRedirect
-from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -24,6 +23,14 @@ from generation.actions.requests import (
 )
 from generation.api.errors import InvalidRequest, openai_exception_handler
 from generation.api.ranges import ranged_file_response
+from generation.api.schema import (
+    content_schema,
+    create_schema,
+    delete_schema,
+    list_schema,
+    remix_schema,
+    retrieve_schema,
+)
 from generation.api.serializers import (
     VideoContentSerializer,
     VideoCreateSerializer,
@@ -78,7 +85,7 @@ def _idempotency_key(request: Request) -> str | None:
 class VideoCollectionView(OpenAIView):
     parser_classes = (MultiPartParser, FormParser, JSONParser)
 
-    @extend_schema(exclude=True)
+    @create_schema(VideoCreateSerializer)
     def post(self, request: Request) -> Response:
         check_create_rate_limit(_rate_limit_credential(request))
         serializer = VideoCreateSerializer(data=request.data)
@@ -101,7 +108,7 @@ class VideoCollectionView(OpenAIView):
         )
         return Response(video_object(job))
 
-    @extend_schema(exclude=True)
+    @list_schema
     def get(self, request: Request) -> Response:
         serializer = VideoListSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
@@ -139,7 +146,7 @@ class VideoCollectionView(OpenAIView):
 
 
 class VideoDetailView(OpenAIView):
-    @extend_schema(exclude=True)
+    @retrieve_schema
     def get(self, request: Request, video_id: str) -> Response:
         job = access_video(request_user(request), video_id)
         headers = {}
@@ -149,7 +156,7 @@ class VideoDetailView(OpenAIView):
             headers["openai-poll-after-ms"] = str(POLL_AFTER_MS_RUNNING)
         return Response(video_object(job), headers=headers)
 
-    @extend_schema(exclude=True)
+    @delete_schema
     def delete(self, request: Request, video_id: str) -> Response:
         do_delete_video(request_user(request), video_id)
         return Response({"id": video_id, "object": "video.deleted", "deleted": True})
@@ -158,7 +165,7 @@ class VideoDetailView(OpenAIView):
 class VideoRemixView(OpenAIView):
     parser_classes = (JSONParser, MultiPartParser, FormParser)
 
-    @extend_schema(exclude=True)
+    @remix_schema(VideoRemixSerializer)
     def post(self, request: Request, video_id: str) -> Response:
         check_create_rate_limit(_rate_limit_credential(request))
         serializer = VideoRemixSerializer(data=request.data)
@@ -181,7 +188,7 @@ class VideoRemixView(OpenAIView):
 
 
 class VideoContentView(OpenAIView):
-    @extend_schema(exclude=True)
+    @content_schema
     def get(self, request: Request, video_id: str) -> HttpResponseBase:
         serializer = VideoContentSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
