@@ -266,7 +266,10 @@ class _OpenLoop:
         interval = 1.0 / rate
         start = time.perf_counter() + 0.01
         measured_from = start + warmup_s
-        end = measured_from + duration_s
+        # A constant rate schedules exactly rate x (warm-up + duration) requests: each intended
+        # time is computed from its index (no float drift from repeated addition), and the end
+        # sits half an interval early so a time that lands on it by rounding is not one extra.
+        end = measured_from + duration_s - (0 if poisson else interval / 2)
         intended = start
         index = 0
         # p99 (nearest rank) of the n planned requests exceeds the limit once more than n / 100
@@ -285,12 +288,14 @@ class _OpenLoop:
                 # whatever is overdue on waking, each request timed from its own intended start.
                 await asyncio.sleep(max(intended - now, 0.001))
                 continue
-            measured = intended >= measured_from
+            measured = intended >= measured_from - (0 if poisson else interval / 2)
             if measured:
                 result.scheduled += 1
             self._dispatch(index, intended, result if measured else None)
             index += 1
-            intended += randomness.expovariate(rate) if poisson else interval
+            intended = (
+                intended + randomness.expovariate(rate) if poisson else start + index * interval
+            )
         if self.in_flight:
             _done, pending = await asyncio.wait(set(self.in_flight), timeout=drain_s)
             for task in pending:
