@@ -220,7 +220,8 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -278,7 +279,7 @@ def redis_server(var_dir: Path, port: int) -> ServerCommand:
         with contextlib.suppress(OSError, ValueError):
             port = int((data_dir / "port").read_text())
         if port == 0 or not _port_is_free(port):
-            port = _free_port()
+            port = free_port()
     elif not _port_is_free(port):
         raise _taken(port)
     (data_dir / "port").write_text(str(port))

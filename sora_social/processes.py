@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sora_social.embedded import die_with_parent
+from sora_social.embedded import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+__all__ = [
+    "ROOT", "ProcessGroup", "free_port", "scheduler_command", "web_command", "worker_command",
+]
 _CELERY = [sys.executable, "-m", "celery", "-A", "sora_social"]
 
 logger = logging.getLogger(__name__)
@@ -29,13 +31,6 @@ logger = logging.getLogger(__name__)
 STABLE_AFTER_SECONDS = 30.0
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (for tests and benchmarks)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def web_command(host: str, port: int) -> list[str]:

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -121,8 +122,6 @@ def _app_commands(var_dir: Path, host: str, port: int) -> dict[str, list[str]]:
 
 
 def _migrate(env: dict[str, str]) -> None:
-    import subprocess
-
     subprocess.run(  # noqa: S603 - our own manage.py
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "1"],
         env=env, check=True, cwd=Path(__file__).resolve().parent.parent,

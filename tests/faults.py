@@ -59,11 +59,26 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
         time.sleep(0.1)
 
 
-def _command(process: psutil.Process) -> str:
+def command_line(process: psutil.Process) -> str:
+    """The process's command line, or "" once it is gone or a zombie."""
     try:
         return " ".join(process.cmdline())
     except psutil.Error:
         return ""
+
+
+def supervisor_env(var_dir: Path, port: int, **overrides: str) -> dict[str, str]:
+    """The environment of a small `make run` on its own embedded servers (no DATABASE_URL or
+    REDIS_URL from outside), its own data folder and port."""
+    env = {
+        name: value for name, value in os.environ.items()
+        if name not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        VAR_DIR=str(var_dir), PORT=str(port), EMBEDDED_REDIS_PORT="0", WEB_CONCURRENCY="1",
+        CPU_WORKER_CONCURRENCY="1", PYTHONPATH=str(ROOT), **overrides,
+    )
+    return env
 
 
 @dataclass
@@ -86,15 +101,7 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = var_dir / "supervisor.log"
         var_dir.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            name: value for name, value in os.environ.items()
-            if name not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
-        }
-        self.env.update(
-            VAR_DIR=str(var_dir), PORT=str(self.port), EMBEDDED_REDIS_PORT="0",
-            WEB_CONCURRENCY="1", CPU_WORKER_CONCURRENCY="1", PYTHONPATH=str(ROOT),
-            HF_HUB_OFFLINE="1", **env,
-        )
+        self.env = supervisor_env(var_dir, self.port, HF_HUB_OFFLINE="1", **env)
         with open(self.log, "ab") as output:
             self.process = subprocess.Popen(  # noqa: S603 - our own supervisor
                 [sys.executable, "-m", "sora_social.stack"], env=self.env, cwd=ROOT,
@@ -104,7 +111,7 @@ class Stack:
     def children(self, marker: str) -> list[psutil.Process]:
         return [
             child for child in psutil.Process(self.process.pid).children()
-            if marker in _command(child) and child.status() != psutil.STATUS_ZOMBIE
+            if marker in command_line(child) and child.status() != psutil.STATUS_ZOMBIE
         ]
 
     def child(self, marker: str) -> psutil.Process:

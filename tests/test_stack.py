@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from sora_social.processes import ROOT, free_port
+from tests.faults import command_line, supervisor_env
 from tests.private_servers import wait_for
 from tests.settings import TEST_RUNS_DIR
 
@@ -28,13 +29,6 @@ pytestmark = pytest.mark.integration
 STACK_START_SECONDS = 120
 # Every child must be gone this soon after the supervisor dies, however it dies.
 CHILDREN_GONE_SECONDS = 10
-
-
-def _command(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except psutil.Error:
-        return ""  # gone, or a zombie
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -64,7 +58,7 @@ class Stack:
         """The direct child whose command line contains `marker`."""
         matches = [
             child for child in psutil.Process(self.process.pid).children()
-            if marker in _command(child) and _alive(child)
+            if marker in command_line(child) and _alive(child)
         ]
         assert len(matches) == 1, f"{len(matches)} children match {marker!r}"
         return matches[0]
@@ -88,25 +82,14 @@ class Stack:
             self.process.wait(timeout=60)
 
 
-def _stack_env(var_dir: Path, port: int) -> dict[str, str]:
-    env = {
-        name: value for name, value in os.environ.items()
-        if name not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        VAR_DIR=str(var_dir), PORT=str(port), EMBEDDED_REDIS_PORT="0", WEB_CONCURRENCY="1",
-        CPU_WORKER_CONCURRENCY="1", REAPER_INTERVAL_SECONDS="1", PYTHONPATH=str(ROOT),
-    )
-    return env
-
-
 def _start_stack(var_dir: Path, port: int | None = None) -> Stack:
     port = port or free_port()
     log = var_dir.parent / f"{var_dir.name}-supervisor-{port}.log"
     var_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sora_social.stack"], env=_stack_env(var_dir, port), cwd=ROOT,
+            [sys.executable, "-m", "sora_social.stack"],
+            env=supervisor_env(var_dir, port, REAPER_INTERVAL_SECONDS="1"), cwd=ROOT,
             stdout=output, stderr=subprocess.STDOUT,
         )
     return Stack(var_dir=var_dir, port=port, process=process, log=log)
@@ -151,7 +134,7 @@ def shared_stack() -> Iterator[Stack]:
 def _assert_all_gone(processes: list[psutil.Process], within: float) -> None:
     def describe() -> str:
         return ", ".join(
-            f"{process.pid} {_command(process)[:80]}"
+            f"{process.pid} {command_line(process)[:80]}"
             for process in processes if _alive(process)
         )
 
@@ -174,7 +157,7 @@ MARKERS = {
 def _kinds(processes: list[psutil.Process]) -> set[str]:
     kinds = set()
     for process in processes:
-        command = _command(process)
+        command = command_line(process)
         kinds.update(kind for kind, marker in MARKERS.items() if marker in command)
     return kinds
 
@@ -201,7 +184,7 @@ def test_a_supervisor_killed_outright_takes_every_child_with_it(
     second = _start_stack(var_dir, port=stack.port)
     try:
         second.wait_healthy()
-        web = [p for p in second.descendants() if "sora_social.serve" in _command(p)]
+        web = [p for p in second.descendants() if "sora_social.serve" in command_line(p)]
         assert _web_listeners(stack.port) == {process.pid for process in web}
     finally:
         second.stop()
@@ -246,7 +229,7 @@ def test_a_child_that_dies_is_restarted_and_health_returns(shared_stack: Stack, 
     wait_for(lambda: not _alive(victim), timeout=10, what="the child to die")
     wait_for(
         lambda: any(
-            MARKERS[kind] in _command(child) and child.pid != victim.pid
+            MARKERS[kind] in command_line(child) and child.pid != victim.pid
             and _alive(child)
             for child in psutil.Process(shared_stack.process.pid).children()
         ),
@@ -298,7 +281,10 @@ def test_a_process_that_starts_the_embedded_servers_stops_them_when_it_is_killed
         "import django, os, time; django.setup(); from django.db import connection; "
         "connection.ensure_connection(); print('ready', flush=True); time.sleep(600)"
     )
-    env = {**_stack_env(var_dir, free_port()), "DJANGO_SETTINGS_MODULE": "sora_social.settings"}
+    env = {
+        **supervisor_env(var_dir, free_port(), REAPER_INTERVAL_SECONDS="1"),
+        "DJANGO_SETTINGS_MODULE": "sora_social.settings",
+    }
     owner = subprocess.Popen(
         [sys.executable, "-c", script], env=env, cwd=ROOT, stdout=subprocess.PIPE
     )

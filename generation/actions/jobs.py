@@ -19,8 +19,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from generation.actions.quota import refund_generation_quota
-from generation.actions.requests import dispatch_render_after_commit
-from generation.dispatch import jobs_with_outstanding_messages, send_render_message
+from generation.dispatch import (
+    jobs_with_outstanding_messages,
+    notify_job_queued,
+    send_render_message,
+)
 from generation.events import send_video_event
 from generation.models import VideoJob
 from generation.storage import delete_output_files_after_commit
@@ -137,7 +140,9 @@ def _requeue_locked(job: VideoJob) -> None:
     job.dispatched_at = timezone.now()
     job.save(update_fields=["status", "lease_token", "lease_until", "progress", "dispatched_at"])
     send_video_event(job, "video.progress")
-    dispatch_render_after_commit(job.id)
+    # The dispatchers hear of it when this transaction commits; `dispatched_at` above starts
+    # the reaper's grace period.
+    notify_job_queued(job.id)
 
 
 def _lock_leased_job(lease: Lease) -> VideoJob | None:

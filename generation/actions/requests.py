@@ -14,7 +14,6 @@ from rest_framework.exceptions import NotFound
 
 from generation.actions.quota import charge_quota_and_enqueue, quota_today
 from generation.api.errors import Conflict, InvalidRequest
-from generation.dispatch import notify_job_queued
 from generation.events import send_video_event
 from generation.models import VideoJob, new_video_id
 from generation.storage import delete_job_files_after_commit, input_reference_name
@@ -78,15 +77,6 @@ def _existing_for_idempotency_key(
             code="idempotency_key_reused",
         )
     return existing
-
-
-def dispatch_render_after_commit(job_id: str) -> None:
-    """Have a dispatcher send the render message once the transaction commits.
-
-    The caller records the attempt by setting the job's `dispatched_at` in that transaction
-    (a new row has it already), so the reaper's grace period counts from it.
-    """
-    notify_job_queued(job_id)
 
 
 def check_and_request_generation(
