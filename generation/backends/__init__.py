@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import threading
 
-from generation.backends.base import RenderedClip, RenderRequest, VideoBackend
+from generation.backends.base import CameoReference, RenderedClip, RenderRequest, VideoBackend
 
-__all__ = ["RenderRequest", "RenderedClip", "VideoBackend", "get_backend", "BACKEND_NAMES"]
+__all__ = [
+    "BACKEND_NAMES",
+    "CameoReference",
+    "RenderRequest",
+    "RenderedClip",
+    "VideoBackend",
+    "get_backend",
+]
 
 # The `diffusers` backend (torch, a local model folder on GPU workers) is the next one to add;
 # until it exists, asking for it fails at the first render with the list of valid names.

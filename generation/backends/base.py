@@ -19,6 +19,22 @@ ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
+class CameoReference:
+    """A cameo tagged in the prompt, as the render needs it (decrypted into the work folder)."""
+
+    handle: str  # as tagged, without the '@'
+    kind: str  # "person" or "character"
+    display_name: str
+    # Person: a few reference face crops (RGB PNG). Character: stills from its clip.
+    images: tuple[Path, ...]
+    # Person: the face embeddings of those crops, from `embedding_engine`; character: none.
+    embeddings: tuple[np.ndarray, ...] = ()
+    embedding_engine: str = ""
+    # The owner's appearance preferences in plain words ("always wearing my red cap").
+    preferences: str = ""
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     prompt: str
     seconds: int
@@ -29,6 +45,8 @@ class RenderRequest:
     input_reference: Path | None = None
     # video-to-video (remix): a local MP4 of the source video.
     source_video: Path | None = None
+    # The cameos tagged in the prompt, in the order they were tagged (at most 3).
+    cameos: tuple[CameoReference, ...] = ()
 
 
 @dataclass
