@@ -146,7 +146,9 @@ class LivenessCheck(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     cameo = models.ForeignKey(Cameo, on_delete=models.CASCADE, related_name="checks")
-    challenge = models.OneToOneField(Challenge, on_delete=models.CASCADE, related_name="liveness_check")
+    challenge = models.OneToOneField(
+        Challenge, on_delete=models.CASCADE, related_name="liveness_check"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     stage = models.CharField(max_length=40, blank=True)

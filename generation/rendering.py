@@ -9,6 +9,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -23,6 +24,7 @@ from generation.actions.jobs import (
     do_release_failed_attempt,
 )
 from generation.backends import RenderRequest, get_backend
+from generation.gate import render_input_providers
 from generation.media.encode import encode_clip
 from generation.models import VideoJob
 from generation.storage import OUTPUT_FILES, delete_names, store_output
@@ -79,6 +81,9 @@ def _build_request(job: VideoJob, workdir: Path) -> RenderRequest:
                 "remix_source_deleted", "The video this remix starts from was deleted."
             )
         source_video = _copy_from_storage(job.remix_source_name, workdir / "source.mp4")
+    extra: dict[str, Any] = {}
+    for provider in render_input_providers():
+        extra.update(provider(job, workdir))
     return RenderRequest(
         prompt=job.prompt,
         seconds=job.seconds,
@@ -87,6 +92,7 @@ def _build_request(job: VideoJob, workdir: Path) -> RenderRequest:
         seed=job.seed,
         input_reference=input_reference,
         source_video=source_video,
+        **extra,
     )
 
 

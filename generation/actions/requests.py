@@ -15,6 +15,7 @@ from rest_framework.exceptions import NotFound
 from generation.actions.quota import charge_quota_and_enqueue, quota_today
 from generation.api.errors import Conflict, InvalidRequest
 from generation.events import send_video_event
+from generation.gate import run_request_gate
 from generation.models import VideoJob, new_video_id
 from generation.storage import delete_job_files_after_commit, input_reference_name
 from sora_social.accounts.models import User
@@ -84,13 +85,15 @@ def check_and_request_generation(
 ) -> tuple[VideoJob, bool]:
     """Create and enqueue a job; return (job, created). A retried key returns the first job.
 
-    Charges the daily quota in the statement that inserts the job, so a refused request charges
-    nothing, and writes the reference image before the row so no row points at a missing file.
+    Runs the request gate first (a refusal raises, creating and charging nothing), charges the
+    daily quota in the statement that inserts the job, and writes the reference image before
+    the row so no row points at a missing file.
     """
     if idempotency_key:
         existing = _existing_for_idempotency_key(user, idempotency_key, request)
         if existing is not None:
             return existing, False
+    decisions = run_request_gate(user, request)
 
     job_id = new_video_id()
     reference_name = ""
@@ -115,9 +118,16 @@ def check_and_request_generation(
             request_fingerprint=request.fingerprint(),
             quota_day=quota_today(),
         )
-        # One round trip: the quota charge, the row and the dispatchers' notification commit
-        # together or not at all.
-        charge_quota_and_enqueue(job)
+        if decisions:
+            # What the gate must remember commits with the job, or neither does.
+            with transaction.atomic():
+                charge_quota_and_enqueue(job)
+                for decision in decisions:
+                    decision.record(job)
+        else:
+            # One round trip: the quota charge, the row and the dispatchers' notification
+            # commit together or not at all.
+            charge_quota_and_enqueue(job)
         job._state.adding = False  # the row exists now: a later save() updates it
         send_video_event(job, "video.queued")
     except BaseException as error:
