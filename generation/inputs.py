@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
-from generation.api.errors import InvalidRequest
+from generation.errors import InvalidRequest
 
 ACCEPTED_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 

@@ -14,7 +14,7 @@ import time
 import redis
 from django.conf import settings
 
-from generation.api.errors import RateLimited
+from generation.errors import RateLimited
 from sora_social.redis import redis_client
 
 logger = logging.getLogger(__name__)

@@ -311,6 +311,11 @@ def api_exception_handler(exception: Exception, context: dict[str, Any]) -> Resp
         response.data = api_error_body("invalid", _first_message(fields), fields=fields)
     else:
         codes = exception.get_codes()
-        code = codes if isinstance(codes, str) else exception.default_code
+        # A refusal that names its own code (generation.errors.OpenAIError) keeps it here too.
+        explicit = getattr(exception, "code", None)
+        if isinstance(explicit, str):
+            code = explicit
+        else:
+            code = codes if isinstance(codes, str) else exception.default_code
         response.data = api_error_body(str(code), str(exception.detail))
     return response

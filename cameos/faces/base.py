@@ -59,6 +59,19 @@ class Match:
     is_match: bool
 
 
+def require_rgb_image(image: np.ndarray) -> np.ndarray:
+    """`image` as a C-contiguous RGB uint8 (height, width, 3) array; ValueError otherwise.
+
+    Every engine checks its input here. dlib reads a strided view (a flipped or sliced array)
+    as if it were contiguous and silently finds nothing, hence the copy of such views.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"expected an RGB uint8 (height, width, 3) image, got {image.dtype} {image.shape}"
+        )
+    return np.ascontiguousarray(image)
+
+
 class FaceEngine(abc.ABC):
     """Detect faces, embed them, compare embeddings of this engine."""
 

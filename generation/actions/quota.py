@@ -12,8 +12,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from generation.api.errors import QuotaExceeded
 from generation.dispatch import notify_channel
+from generation.errors import QuotaExceeded
 from generation.models import DailyGenerationUsage, VideoJob
 
 

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from rest_framework.exceptions import NotFound
 
 from generation.actions.quota import charge_quota_and_enqueue, quota_today
-from generation.api.errors import Conflict, InvalidRequest
+from generation.errors import Conflict, InvalidRequest
 from generation.events import send_video_event
 from generation.gate import run_request_gate
 from generation.models import VideoJob, new_video_id

@@ -13,46 +13,8 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from generation.errors import OpenAIError, RateLimited
 from sora_social.errors import openai_error_body as error_body
-
-
-class OpenAIError(exceptions.APIException):
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    error_type = "invalid_request_error"
-    code: str | None = None
-
-    def __init__(
-        self, message: str, *, param: str | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        if code is not None:
-            self.code = code
-
-
-class InvalidRequest(OpenAIError):
-    pass
-
-
-class Conflict(OpenAIError):
-    status_code = status.HTTP_409_CONFLICT
-
-
-class QuotaExceeded(OpenAIError):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    error_type = "insufficient_quota"
-    code = "insufficient_quota"
-
-
-class RateLimited(OpenAIError):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    error_type = "requests"
-    code = "rate_limit_exceeded"
-
-    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
 
 
 def _first_validation_error(detail: Any, param: str | None = None) -> tuple[str | None, str, str]:

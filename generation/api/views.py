@@ -21,7 +21,8 @@ from generation.actions.requests import (
     check_remix_source,
     do_delete_video,
 )
-from generation.api.errors import InvalidRequest, openai_exception_handler
+from generation.api.errors import openai_exception_handler
+from generation.errors import InvalidRequest
 from generation.api.ranges import ranged_file_response
 from generation.api.schema import (
     content_schema,

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
-from sora_social.accounts.models import ApiKey, User
+from sora_social.accounts.models import ApiKey, Block, Follow, User
 
 KEY_PREFIX = "sk-ss-"
 # A key's last use is written at most this often, so authentication stays a pure read.
@@ -96,3 +96,41 @@ def do_update_profile(user: User, **fields: object) -> User:
         setattr(user, name, value)
     user.save(update_fields=list(fields))
     return user
+
+
+def access_user_by_handle(handle: str) -> User:
+    """An active user by @handle (with or without the '@'); NotFound otherwise."""
+    user = User.objects.filter(handle=handle.lower().lstrip("@"), is_active=True).first()
+    if user is None:
+        raise NotFound(f"No user found with handle '{handle}'.")
+    return user
+
+
+def _check_not_self(user: User, other: User, verb: str) -> None:
+    if user.pk == other.pk:
+        from rest_framework.exceptions import ValidationError
+
+        raise ValidationError({"handle": [f"You can't {verb} yourself."]}, code="self")
+
+
+def do_follow(follower: User, followee: User) -> Follow:
+    _check_not_self(follower, followee, "follow")
+    follow, _created = Follow.objects.get_or_create(follower=follower, followee=followee)
+    return follow
+
+
+def do_unfollow(follower: User, followee: User) -> None:
+    Follow.objects.filter(follower=follower, followee=followee).delete()
+
+
+def do_block(blocker: User, blocked: User) -> Block:
+    """Block someone: they can no longer use the blocker's cameos, and stop following them."""
+    _check_not_self(blocker, blocked, "block")
+    with transaction.atomic():
+        block, _created = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
+        Follow.objects.filter(follower=blocked, followee=blocker).delete()
+    return block
+
+
+def do_unblock(blocker: User, blocked: User) -> None:
+    Block.objects.filter(blocker=blocker, blocked=blocked).delete()

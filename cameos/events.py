@@ -1,0 +1,85 @@
+"""The consent audit trail (one function per event kind) and live pushes to cameo owners.
+
+Audit events are rows written in the caller's transaction, so they commit with the change they
+record; a refused use is recorded by its own statement, since the refused request rolls back.
+Live pushes are hints sent after commit (sora_social.events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cameos.models import Cameo, CameoEvent
+from sora_social.accounts.models import User
+from sora_social.events import send_user_event
+
+
+def _event(
+    cameo: Cameo,
+    kind: CameoEvent.Kind,
+    *,
+    actor: User | None = None,
+    video_id: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> CameoEvent:
+    return CameoEvent.objects.create(
+        cameo=cameo,
+        kind=kind,
+        actor=actor,
+        video_id=video_id,
+        reason=reason,
+        details=details or {},
+    )
+
+
+def consent_given_event(cameo: Cameo, *, notice_version: str, client: str) -> CameoEvent:
+    return _event(
+        cameo,
+        CameoEvent.Kind.CONSENT_GIVEN,
+        actor=cameo.owner,
+        details={"notice_version": notice_version, "client": client},
+    )
+
+
+def check_passed_event(cameo: Cameo, *, references: int) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.CHECK_PASSED, details={"references": references})
+
+
+def check_failed_event(cameo: Cameo, *, failures: list[dict[str, str]]) -> CameoEvent:
+    codes = ",".join(failure["code"] for failure in failures)
+    return _event(cameo, CameoEvent.Kind.CHECK_FAILED, reason=codes[:40],
+                  details={"failures": failures})
+
+
+def sent_to_review_event(cameo: Cameo, *, reason: str) -> CameoEvent:
+    # Which other cameo matched is for reviewers, not written where the owner reads it.
+    return _event(cameo, CameoEvent.Kind.SENT_TO_REVIEW, reason=reason)
+
+
+def settings_changed_event(cameo: Cameo, *, changes: dict[str, Any]) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.SETTINGS_CHANGED, actor=cameo.owner, details=changes)
+
+
+def use_allowed_event(cameo: Cameo, *, author: User, video_id: str, reason: str) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.USE_ALLOWED, actor=author, video_id=video_id,
+                  reason=reason)
+
+
+def use_refused_event(
+    cameo: Cameo, *, author: User, reason: str, details: dict[str, Any] | None = None
+) -> CameoEvent:
+    event = _event(cameo, CameoEvent.Kind.USE_REFUSED, actor=author, reason=reason,
+                   details=details)
+    send_cameo_event(cameo, "cameo.use_refused", {"by": author.handle, "reason": reason})
+    return event
+
+
+def biometrics_erased_event(cameo: Cameo, *, erased: dict[str, int], why: str) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.BIOMETRICS_ERASED, reason=why, details=erased)
+
+
+def send_cameo_event(cameo: Cameo, kind: str, data: dict[str, Any] | None = None) -> None:
+    """Tell the owner's open clients about their cameo, after the transaction commits."""
+    payload = {"id": cameo.id, "handle": cameo.handle, "status": cameo.status, **(data or {})}
+    send_user_event(cameo.owner_id, {"type": kind, "data": payload})

@@ -1,0 +1,415 @@
+"""Registration recordings built from real media for the liveness tests and benchmark.
+
+A face photo that ships in a package (scikit-image's astronaut, or a person of insightface's
+t1.jpg) is either mapped onto a 3D head (an ellipsoid, ray-cast orthographically and rotated
+about its vertical axis, so a turn really shows the face's other side and its parallax) or
+moved as a flat printed photo (a homography: shift, scale, in-plane rotation, tilt). It is
+composited on a textured room-like background, the challenge digits are spoken one at a time by
+eSpeak NG with a microphone-like noise floor, and PyAV encodes H.264 + AAC to MP4.
+
+`build_recording` caches each clip under a directory, keyed by its parameters: a clip takes
+one to several seconds to build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import cv2
+import insightface
+import numpy as np
+import skimage.data
+from scipy.signal import resample_poly
+
+from generation.media import speech
+
+Motion = Literal["head", "flat", "still"]
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+AUDIO_RATE = 48_000
+# Increase when the rendering changes, so stale cached clips are not reused.
+BUILDER_VERSION = 3
+
+
+@dataclass(frozen=True)
+class FaceSource:
+    name: str
+    # The head (hair to chin, ear to ear) in the source image: left, top, right, bottom.
+    head_box: tuple[int, int, int, int]
+
+
+ASTRONAUT = FaceSource("astronaut", (148, 8, 302, 200))
+# The man in the middle of t1.jpg, nearly frontal.
+T1_DAVID = FaceSource("t1-david", (452, 215, 612, 425))
+
+
+@dataclass(frozen=True)
+class RecordingSpec:
+    digits: str = "471"
+    turns: tuple[str, ...] = ("left", "right")
+    face: FaceSource = ASTRONAUT
+    # "head": a 3D head that turns; "flat": the same photo moved as a plane (slid, scaled,
+    # rotated in-plane and tilted where the turns would be); "still": a photo that never moves.
+    motion: Motion = "head"
+    second_face: bool = False
+    seconds: float = 4.0
+    width: int = 640
+    height: int = 360
+    fps: int = 15
+    turn_degrees: float = 35.0
+    voice: str = "en-us"
+    rate_wpm: int = 150
+    noise_snr_db: float = 40.0
+    # The head's height as a fraction of the frame's short side (a selfie at arm's length).
+    head_fraction: float = 0.55
+    seed: int = 1
+
+
+def build_recording(cache_dir: Path, spec: RecordingSpec) -> Path:
+    """The MP4 of `spec` in `cache_dir`, built on first use."""
+    key = hashlib.sha256(f"{BUILDER_VERSION}:{spec!r}".encode()).hexdigest()[:16]
+    path = cache_dir / f"recording-{key}.mp4"
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.mp4")
+        encode_recording(partial, spec)
+        partial.replace(path)
+    return path
+
+
+def encode_recording(path: Path, spec: RecordingSpec) -> None:
+    audio = spoken_digits(spec)
+    frame_count = round(spec.seconds * spec.fps)
+    with av.open(str(path), "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=spec.fps)
+        video.width = spec.width
+        video.height = spec.height
+        video.pix_fmt = "yuv420p"
+        video.options = {"preset": "veryfast", "crf": "20"}
+        sound = container.add_stream("aac", rate=AUDIO_RATE)
+        sound.layout = "mono"
+        for index, image in enumerate(render_frames(spec, frame_count)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            frame.time_base = Fraction(1, spec.fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        audio_frame = av.AudioFrame.from_ndarray(audio[None, :], format="flt", layout="mono")
+        audio_frame.sample_rate = AUDIO_RATE
+        container.mux(sound.encode(audio_frame))
+        container.mux(sound.encode())
+
+
+def spoken_digits(spec: RecordingSpec) -> np.ndarray:
+    """The digits spoken one at a time, evenly spread over the clip, with a noise floor."""
+    return speak_digits(
+        spec.digits,
+        seconds=spec.seconds,
+        voice=spec.voice,
+        rate_wpm=spec.rate_wpm,
+        noise_snr_db=spec.noise_snr_db,
+        seed=spec.seed,
+        sample_rate=AUDIO_RATE,
+    )
+
+
+def speak_digits(
+    digits: str,
+    *,
+    seconds: float,
+    voice: str = "en-us",
+    rate_wpm: int = 150,
+    noise_snr_db: float | None = 40.0,
+    seed: int = 1,
+    sample_rate: int = 16_000,
+) -> np.ndarray:
+    """`digits` spoken one word at a time in `seconds` of float32 mono audio at `sample_rate`.
+
+    The noise floor (white noise `noise_snr_db` below the voiced level) stands in for a
+    microphone's; None leaves digital silence between the words.
+    """
+    total = np.zeros(round(seconds * sample_rate), dtype=np.float32)
+    words = [_spoken_word(DIGIT_WORDS[int(digit)], voice, rate_wpm, sample_rate) for digit in digits]
+    # Words start at evenly spaced times after a short lead-in, like a user reading a prompt.
+    lead_in = 0.4 * sample_rate
+    slot = (total.size - lead_in) / max(1, len(words))
+    for index, word in enumerate(words):
+        start = round(lead_in + index * slot)
+        end = min(total.size, start + word.size)
+        total[start:end] += word[: end - start]
+    if noise_snr_db is not None:
+        voiced = np.concatenate(words)
+        voiced = voiced[np.abs(voiced) > 0.02]
+        level = float(np.sqrt(np.mean(np.square(voiced)))) if voiced.size else 0.1
+        noise_level = level / (10 ** (noise_snr_db / 20))
+        total += np.random.default_rng(seed).normal(0.0, noise_level, total.size).astype(
+            np.float32
+        )
+    return np.clip(total, -1.0, 1.0).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=256)
+def _spoken_word(word: str, voice: str, rate_wpm: int, sample_rate: int) -> np.ndarray:
+    samples, rate = speech.synthesize(f"{word}.", voice=voice, rate_wpm=rate_wpm)
+    divisor = math.gcd(sample_rate, rate)
+    return resample_poly(samples, sample_rate // divisor, rate // divisor).astype(np.float32)
+
+
+# --- Pictures -------------------------------------------------------------------------------
+
+
+def face_photo(source: FaceSource) -> np.ndarray:
+    """The source's whole image, RGB uint8."""
+    if source.name == "astronaut":
+        return skimage.data.astronaut()
+    path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class EllipsoidHead:
+    """A photo's head mapped onto an ellipsoid, rendered at any yaw (orthographic camera).
+
+    Positive yaw is the person's left: the nose moves towards the image's right edge.
+    """
+
+    def __init__(self, source: FaceSource, height_px: int) -> None:
+        left, top, right, bottom = source.head_box
+        crop = face_photo(source)[top:bottom, left:right]
+        self.half_height = height_px / 2
+        self.half_width = self.half_height * crop.shape[1] / crop.shape[0]
+        # A head is deeper front to back than it is wide.
+        self.half_depth = 1.15 * self.half_width
+        texture_size = (round(2 * self.half_width), round(2 * self.half_height))
+        self.texture = cv2.resize(crop, texture_size, interpolation=cv2.INTER_AREA)
+        self.hair = np.median(crop[: max(1, crop.shape[0] // 8)].reshape(-1, 3), axis=0)
+        extent = math.ceil(max(self.half_width, self.half_depth)) + 1
+        us = np.arange(-extent, extent + 1, dtype=np.float32)
+        vs = np.arange(
+            -math.ceil(self.half_height) - 1, math.ceil(self.half_height) + 2, dtype=np.float32
+        )
+        self.u, self.v = np.meshgrid(us, vs)
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 (a head lives as long as its clip)
+    def render(self, yaw_degrees: float) -> tuple[np.ndarray, np.ndarray]:
+        """RGB float32 sprite and its alpha; the sprite's centre is the head's centre."""
+        a, b, c = self.half_width, self.half_height, self.half_depth
+        sin, cos = math.sin(math.radians(yaw_degrees)), math.cos(math.radians(yaw_degrees))
+        u, v = self.u, self.v
+        # The camera ray (u, v, z) meets the rotated ellipsoid where this quadratic in z is 0.
+        qa = sin * sin / (a * a) + cos * cos / (c * c)
+        qb = 2 * u * sin * cos * (1 / (c * c) - 1 / (a * a))
+        qc = u * u * (cos * cos / (a * a) + sin * sin / (c * c)) + v * v / (b * b) - 1
+        discriminant = qb * qb - 4 * qa * qc
+        inside = discriminant >= 0
+        z = (-qb + np.sqrt(np.maximum(discriminant, 0))) / (2 * qa)
+        head_x = cos * u - sin * z
+        head_z = sin * u + cos * z
+        map_x = ((head_x + a) / (2 * a) * self.texture.shape[1] - 0.5).astype(np.float32)
+        map_y = ((v + b) / (2 * b) * self.texture.shape[0] - 0.5).astype(np.float32)
+        colour = cv2.remap(
+            self.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float32)
+        colour[head_z < 0] = self.hair
+        # Lambert shading from a light slightly above the camera darkens the turned-away side.
+        normal_x, normal_y, normal_z = head_x / (a * a), v / (b * b), head_z / (c * c)
+        world_x = cos * normal_x + sin * normal_z
+        world_z = -sin * normal_x + cos * normal_z
+        length = np.sqrt(world_x**2 + normal_y**2 + world_z**2) + 1e-9
+        light = (-0.25 * normal_y + 0.97 * world_z) / length
+        colour *= (0.72 + 0.28 * np.clip(light, 0, 1))[..., None]
+        alpha = cv2.GaussianBlur(inside.astype(np.float32), (3, 3), 0)
+        return colour, alpha
+
+
+class FlatPhoto:
+    """A printed photo of the head (with some background and a white border) as a plane."""
+
+    def __init__(self, source: FaceSource, height_px: int) -> None:
+        left, top, right, bottom = source.head_box
+        photo = face_photo(source)
+        margin_x, margin_y = (right - left) // 5, (bottom - top) // 6
+        crop = photo[
+            max(0, top - margin_y) : bottom + margin_y, max(0, left - margin_x) : right + margin_x
+        ]
+        # The head keeps the same size as the 3D head's: scale by the head box, not the card.
+        scale = height_px / (bottom - top)
+        card = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        border = max(2, round(0.04 * card.shape[1]))
+        self.card = cv2.copyMakeBorder(
+            card, border, border, border, border, cv2.BORDER_CONSTANT, value=(245, 245, 240)
+        )
+
+    def warp(
+        self,
+        size: tuple[int, int],
+        centre: tuple[float, float],
+        *,
+        scale: float = 1.0,
+        roll_degrees: float = 0.0,
+        tilt_degrees: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The card as it appears in a `size` (width, height) frame, and its alpha."""
+        height, width = self.card.shape[:2]
+        to_origin = np.array([[1, 0, -width / 2], [0, 1, -height / 2], [0, 0, 1]], np.float64)
+        tilt = math.radians(tilt_degrees)
+        # Rotating the card about its vertical axis, seen from a camera at focal length ~1.5x
+        # the card's height: the near edge grows, the far edge shrinks.
+        focal = 1.5 * height
+        perspective = np.array(
+            [[math.cos(tilt), 0, 0], [0, 1, 0], [-math.sin(tilt) / focal, 0, 1]], np.float64
+        )
+        roll = math.radians(roll_degrees)
+        rotate = np.array(
+            [
+                [scale * math.cos(roll), -scale * math.sin(roll), centre[0]],
+                [scale * math.sin(roll), scale * math.cos(roll), centre[1]],
+                [0, 0, 1],
+            ],
+            np.float64,
+        )
+        homography = rotate @ perspective @ to_origin
+        colour = cv2.warpPerspective(
+            self.card, homography, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
+        ).astype(np.float32)
+        alpha = cv2.warpPerspective(
+            np.ones(self.card.shape[:2], np.float32), homography, size, flags=cv2.INTER_LINEAR
+        )
+        return colour, alpha
+
+
+@functools.lru_cache(maxsize=8)
+def background(width: int, height: int, seed: int) -> np.ndarray:
+    """A room-like textured background: a warm gradient, soft blotches and a few shelves."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            150 + 40 * xs / width,
+            135 + 20 * ys / height,
+            115 + 30 * (1 - xs / width),
+        ],
+        axis=-1,
+    )
+    blotches = cv2.resize(
+        rng.normal(0, 18, (9, 16, 3)).astype(np.float32), (width, height), cv2.INTER_CUBIC
+    )
+    image = base + blotches + rng.normal(0, 4, (height, width, 3)).astype(np.float32)
+    for _ in range(6):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        w, h = int(rng.integers(width // 12, width // 4)), int(rng.integers(4, height // 10))
+        colour = tuple(float(value) for value in rng.integers(40, 200, 3))
+        cv2.rectangle(image, (x, y), (x + w, y + h), colour, thickness=-1)
+    return np.clip(image, 0, 255).astype(np.float32)
+
+
+def turn_schedule(spec: RecordingSpec, time: float) -> float:
+    """The signed yaw (degrees, positive = the person's left) at `time`.
+
+    The head faces the camera for the first 0.6 s, then makes each turn in its own slot: out
+    (0.45 s), hold, back (0.45 s), then rests facing the camera.
+    """
+    if not spec.turns:
+        return 0.0
+    start, end = 0.6, spec.seconds - 0.3
+    slot = (end - start) / len(spec.turns)
+    index = int((time - start) // slot) if time >= start else -1
+    if not 0 <= index < len(spec.turns):
+        return 0.0
+    phase = (time - start - index * slot) / slot
+    direction = 1.0 if spec.turns[index] == "left" else -1.0
+    # Smooth out over the first 30% of the slot, hold, back over the next 30%, rest.
+    if phase < 0.3:
+        amount = 0.5 - 0.5 * math.cos(math.pi * phase / 0.3)
+    elif phase < 0.5:
+        amount = 1.0
+    elif phase < 0.8:
+        amount = 0.5 + 0.5 * math.cos(math.pi * (phase - 0.5) / 0.3)
+    else:
+        amount = 0.0
+    return direction * spec.turn_degrees * amount
+
+
+def render_frames(spec: RecordingSpec, frame_count: int) -> list[np.ndarray]:
+    size = (spec.width, spec.height)
+    head_height = round(spec.head_fraction * min(spec.width, spec.height))
+    room = background(spec.width, spec.height, spec.seed)
+    centre = (spec.width / 2, spec.height * 0.47)
+    head = EllipsoidHead(spec.face, head_height) if spec.motion == "head" else None
+    photo = FlatPhoto(spec.face, head_height) if spec.motion != "head" else None
+    second = EllipsoidHead(T1_DAVID, round(head_height * 0.8)) if spec.second_face else None
+    frames = []
+    for index in range(frame_count):
+        time = index / spec.fps
+        image = room.copy()
+        if second is not None:
+            # Standing behind and to one side, swaying a little.
+            sway = 3 * math.sin(2 * math.pi * 0.3 * time)
+            _paste(image, *second.render(round(sway)), (spec.width * 0.2, spec.height * 0.42))
+        if head is not None:
+            # A live person is never perfectly still: a little sway and breathing.
+            yaw = turn_schedule(spec, time) + 1.5 * math.sin(2 * math.pi * 0.5 * time)
+            offset_x = 0.01 * spec.width * math.sin(2 * math.pi * 0.35 * time)
+            offset_y = 0.008 * spec.height * math.sin(2 * math.pi * 0.27 * time + 1)
+            _draw_shoulders(image, (centre[0] + offset_x, centre[1]), head_height)
+            colour, alpha = head.render(round(yaw * 2) / 2)
+            _paste(image, colour, alpha, (centre[0] + offset_x, centre[1] + offset_y))
+        elif photo is not None:
+            if spec.motion == "still":
+                colour, alpha = photo.warp(size, centre)
+            else:
+                colour, alpha = photo.warp(size, **_flat_motion(spec, time))
+            image = image * (1 - alpha[..., None]) + colour * alpha[..., None]
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+def _flat_motion(spec: RecordingSpec, time: float) -> dict[str, Any]:
+    """How an attacker moves a photo: slide, a little zoom and roll, tilts where turns go."""
+    progress = time / spec.seconds
+    tilt = turn_schedule(dataclasses.replace(spec, turn_degrees=30.0), time)
+    return {
+        "centre": (
+            spec.width * (0.42 + 0.16 * progress),
+            spec.height * (0.47 + 0.04 * math.sin(2 * math.pi * progress)),
+        ),
+        "scale": 1.0 + 0.12 * progress,
+        "roll_degrees": 8.0 * math.sin(2 * math.pi * 0.4 * time),
+        "tilt_degrees": tilt,
+    }
+
+
+def _paste(
+    image: np.ndarray, colour: np.ndarray, alpha: np.ndarray, centre: tuple[float, float]
+) -> None:
+    """Blend a sprite into `image` (float32, in place) with its centre at `centre`."""
+    height, width = alpha.shape
+    left = round(centre[0] - width / 2)
+    top = round(centre[1] - height / 2)
+    image_height, image_width = image.shape[:2]
+    x0, y0 = max(0, left), max(0, top)
+    x1, y1 = min(image_width, left + width), min(image_height, top + height)
+    if x0 >= x1 or y0 >= y1:
+        return
+    sprite = colour[y0 - top : y1 - top, x0 - left : x1 - left]
+    weight = alpha[y0 - top : y1 - top, x0 - left : x1 - left, None]
+    region = image[y0:y1, x0:x1]
+    region *= 1 - weight
+    region += sprite * weight
+
+
+def _draw_shoulders(image: np.ndarray, head_centre: tuple[float, float], head_height: int) -> None:
+    x, y = round(head_centre[0]), round(head_centre[1] + head_height * 0.95)
+    axes = (round(head_height * 0.95), round(head_height * 0.5))
+    cv2.ellipse(image, (x, y), axes, 0, 180, 360, (70, 80, 110), thickness=-1)
+    neck = (round(head_height * 0.17), round(head_height * 0.3))
+    cv2.ellipse(image, (x, round(head_centre[1] + head_height * 0.45)), neck, 0, 0, 360,
+                (180, 140, 120), thickness=-1)
