@@ -188,7 +188,7 @@ INPUT_REFERENCE_MAX_PIXELS = env_int("INPUT_REFERENCE_MAX_PIXELS", 36_000_000, m
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
-# --- The two gates (generation/gate.py): dotted paths, run in order ---------------------------------
+# --- The two gates (generation/gate.py): dotted paths, run in order ----------------------------
 REQUEST_GATE = ["cameos.gate.check_cameo_tags"]
 RENDER_INPUTS = ["cameos.render.cameo_render_inputs"]
 

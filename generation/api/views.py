@@ -22,7 +22,6 @@ from generation.actions.requests import (
     do_delete_video,
 )
 from generation.api.errors import openai_exception_handler
-from generation.errors import InvalidRequest
 from generation.api.ranges import ranged_file_response
 from generation.api.schema import (
     content_schema,
@@ -39,6 +38,7 @@ from generation.api.serializers import (
     VideoRemixSerializer,
     video_object,
 )
+from generation.errors import InvalidRequest
 from generation.inputs import check_input_reference
 from generation.models import VideoJob
 from generation.ratelimit import check_create_rate_limit

@@ -23,8 +23,8 @@ from generation.actions.jobs import (
     do_release_failed_attempt,
 )
 from generation.actions.requests import GenerationRequest, check_and_request_generation
-from generation.errors import Conflict
 from generation.dispatch import notify_channel
+from generation.errors import Conflict
 from generation.models import DailyGenerationUsage, VideoJob
 from generation.rendering import render_job
 from generation.storage import output_name
