@@ -179,6 +179,7 @@ JOB_DISPATCH_GRACE_SECONDS = env_int("JOB_DISPATCH_GRACE_SECONDS", 10, minimum=1
 REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 15, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "generation.tasks.reap_jobs_task", "schedule": REAPER_INTERVAL_SECONDS},
+    "resend-cameo-checks": {"task": "cameos.tasks.resend_checks_task", "schedule": 30},
 }
 DAILY_GENERATION_QUOTA = env_int("DAILY_GENERATION_QUOTA", 100, minimum=0)
 CREATE_RATE_LIMIT_PER_MINUTE = env_int("CREATE_RATE_LIMIT_PER_MINUTE", 60, minimum=1)

@@ -3,13 +3,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from cameos.api import urls as cameos_urls
 from sora_social import health, source, web
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("source.tar.gz", source.SourceCodeView.as_view(), name="source-code"),
+    path("v1/", include(cameos_urls.v1_urlpatterns)),
     path("v1/", include("generation.api.urls")),
     path("api/", include("sora_social.accounts.api.urls")),
+    path("api/", include(cameos_urls.urlpatterns)),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -61,11 +61,13 @@ class OpenAIErrorSerializer(serializers.Serializer):
     error = OpenAIErrorDetailSerializer()
 
 
-def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
+def openai_errors(*statuses: int) -> dict[int, OpenApiResponse]:
     meaning = {
         400: "Invalid request (the `param` and `code` say which field and why).",
         401: "No API key, or an unknown or revoked one.",
-        404: "No such video (someone else's video is the same 404).",
+        403: "A tagged cameo may not be used by you (`cameo_permission_denied`).",
+        404: "No such object (someone else's private one is the same 404).",
+        422: "The uploaded file was read but refused (the message names the problem).",
         409: "The Idempotency-Key was used with other parameters.",
         429: "Rate limit or daily quota reached (`Retry-After` says when to retry).",
         503: "The database is unavailable (`Retry-After` says when to retry).",
@@ -87,7 +89,7 @@ def create_schema(request: Any) -> Any:
     return extend_schema(
         operation_id="videos_create", tags=["videos"], request={"multipart/form-data": request},
         parameters=[IDEMPOTENCY_KEY],
-        responses={200: VideoObjectSerializer, **_errors(400, 409, 429)},
+        responses={200: VideoObjectSerializer, **openai_errors(400, 403, 409, 429)},
     )
 
 
@@ -98,15 +100,15 @@ list_schema = extend_schema(
         OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 100 (default 20)."),
         OpenApiParameter("order", OpenApiTypes.STR, enum=["asc", "desc"]),
     ],
-    responses={200: VideoListObjectSerializer, **_errors(400)},
+    responses={200: VideoListObjectSerializer, **openai_errors(400)},
 )
 retrieve_schema = extend_schema(
     operation_id="videos_retrieve", tags=["videos"], parameters=[VIDEO_ID],
-    responses={200: VideoObjectSerializer, **_errors(404)},
+    responses={200: VideoObjectSerializer, **openai_errors(404)},
 )
 delete_schema = extend_schema(
     operation_id="videos_delete", tags=["videos"], parameters=[VIDEO_ID],
-    responses={200: VideoDeletedSerializer, **_errors(404)},
+    responses={200: VideoDeletedSerializer, **openai_errors(404)},
 )
 
 
@@ -114,7 +116,7 @@ def remix_schema(request: Any) -> Any:
     return extend_schema(
         operation_id="videos_remix", tags=["videos"], parameters=[VIDEO_ID, IDEMPOTENCY_KEY],
         request={"application/json": request, "multipart/form-data": request},
-        responses={200: VideoObjectSerializer, **_errors(400, 404, 409, 429)},
+        responses={200: VideoObjectSerializer, **openai_errors(400, 403, 404, 409, 429)},
     )
 
 
@@ -131,6 +133,6 @@ content_schema = extend_schema(
         (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="A byte range."),
         302: OpenApiResponse(description="A short-lived signed URL (S3 storage)."),
         416: OpenApiResponse(description="The byte range is not satisfiable."),
-        **_errors(400, 404),
+        **openai_errors(400, 404),
     },
 )

@@ -44,9 +44,12 @@ class FaceSource:
     name: str
     # The head (hair to chin, ear to ear) in the source image: left, top, right, bottom.
     head_box: tuple[int, int, int, int]
+    # Eye centres' x (image left, right), eye level, nose x, nose tip y, nose base y: the relief
+    # of the 3D head. None: a plain ellipsoid.
+    features: tuple[float, float, float, float, float, float] | None = None
 
 
-ASTRONAUT = FaceSource("astronaut", (148, 8, 302, 200))
+ASTRONAUT = FaceSource("astronaut", (148, 8, 302, 200), (203.5, 246.5, 103, 224, 126, 135))
 # The man in the middle of t1.jpg, nearly frontal.
 T1_DAVID = FaceSource("t1-david", (452, 215, 612, 425))
 
@@ -176,10 +179,17 @@ def face_photo(source: FaceSource) -> np.ndarray:
 
 
 class EllipsoidHead:
-    """A photo's head mapped onto an ellipsoid, rendered at any yaw (orthographic camera).
+    """A photo's head mapped onto an ellipsoid with a nose, rendered at any yaw (orthographic).
 
+    The photo is projected onto the surface along the head's own depth axis. When the source
+    gives the eyes and nose, the surface carries a nose ridge and eye sockets of human
+    proportions (tip ~0.45 of the eye distance in front of the eyes): without them a turn moves
+    the nose no more than the eyes, unlike on a real face. Rendering splats the surface at 3x
+    horizontal density with a depth buffer, so the nose hides the far cheek as it should.
     Positive yaw is the person's left: the nose moves towards the image's right edge.
     """
+
+    SAMPLES_PER_PIXEL = 3
 
     def __init__(self, source: FaceSource, height_px: int) -> None:
         left, top, right, bottom = source.head_box
@@ -191,43 +201,152 @@ class EllipsoidHead:
         texture_size = (round(2 * self.half_width), round(2 * self.half_height))
         self.texture = cv2.resize(crop, texture_size, interpolation=cv2.INTER_AREA)
         self.hair = np.median(crop[: max(1, crop.shape[0] // 8)].reshape(-1, 3), axis=0)
-        extent = math.ceil(max(self.half_width, self.half_depth)) + 1
-        us = np.arange(-extent, extent + 1, dtype=np.float32)
-        vs = np.arange(
-            -math.ceil(self.half_height) - 1, math.ceil(self.half_height) + 2, dtype=np.float32
+        self.extent = math.ceil(max(self.half_width, self.half_depth)) + 2
+        rows = math.ceil(self.half_height) + 1
+        self.rows = np.arange(-rows, rows + 1, dtype=np.float32)
+        step = 1 / self.SAMPLES_PER_PIXEL
+        head_xs = np.arange(-self.half_width, self.half_width + step, step, dtype=np.float32)
+        self.head_x, self.head_y = np.meshgrid(head_xs, self.rows)
+        a, b, c = self.half_width, self.half_height, self.half_depth
+        radial = 1 - (self.head_x / a) ** 2 - (self.head_y / b) ** 2
+        self.on_head = radial > 0
+        shell = c * np.sqrt(np.maximum(radial, 0))
+        self.front = shell + self._relief(source, crop.shape[1], crop.shape[0])
+        self.back = -shell
+        self.front_normal = _height_field_normal(self.front, step)
+        back_normal = _height_field_normal(self.back, step)
+        self.back_normal = (-back_normal[0], -back_normal[1], -back_normal[2])
+
+    def _relief(self, source: FaceSource, crop_width: int, crop_height: int) -> np.ndarray:
+        if source.features is None:
+            return np.zeros_like(self.head_x)
+        left, top = source.head_box[:2]
+        eye_left_x, eye_right_x, eye_y, nose_x, tip_y, base_y = source.features
+        to_x = 2 * self.half_width / crop_width
+        to_y = 2 * self.half_height / crop_height
+
+        def x_of(value: float) -> float:
+            return (value - left) * to_x - self.half_width
+
+        def y_of(value: float) -> float:
+            return (value - top) * to_y - self.half_height
+
+        eye_distance = (eye_right_x - eye_left_x) * to_x
+        eyes = (x_of(eye_left_x), x_of(eye_right_x))
+        eye_level, tip, base, nose = y_of(eye_y), y_of(tip_y), y_of(base_y), x_of(nose_x)
+        x, y = self.head_x, self.head_y
+        # Height along the nose: rising from the eyes to the tip, a little less at its base,
+        # then falling to the lip.
+        profile = np.interp(
+            y,
+            [eye_level, tip, base, base + 0.2 * eye_distance],
+            [0.0, 1.0, 0.7, 0.0],
+            left=0.0,
+            right=0.0,
         )
-        self.u, self.v = np.meshgrid(us, vs)
+        widening = np.clip((y - eye_level) / max(1.0, base - eye_level), 0, 1)
+        width = eye_distance * (0.1 + 0.1 * widening)
+        ridge = 0.45 * eye_distance * profile * np.exp(-0.5 * ((x - nose) / width) ** 2)
+        sockets = sum(
+            np.exp(-0.5 * (((x - eye) ** 2 + (y - eye_level) ** 2) / (0.22 * eye_distance) ** 2))
+            for eye in eyes
+        )
+        return (ridge - 0.1 * eye_distance * sockets).astype(np.float32)
 
     @functools.lru_cache(maxsize=512)  # noqa: B019 (a head lives as long as its clip)
     def render(self, yaw_degrees: float) -> tuple[np.ndarray, np.ndarray]:
         """RGB float32 sprite and its alpha; the sprite's centre is the head's centre."""
-        a, b, c = self.half_width, self.half_height, self.half_depth
         sin, cos = math.sin(math.radians(yaw_degrees)), math.cos(math.radians(yaw_degrees))
-        u, v = self.u, self.v
-        # The camera ray (u, v, z) meets the rotated ellipsoid where this quadratic in z is 0.
-        qa = sin * sin / (a * a) + cos * cos / (c * c)
-        qb = 2 * u * sin * cos * (1 / (c * c) - 1 / (a * a))
-        qc = u * u * (cos * cos / (a * a) + sin * sin / (c * c)) + v * v / (b * b) - 1
-        discriminant = qb * qb - 4 * qa * qc
-        inside = discriminant >= 0
-        z = (-qb + np.sqrt(np.maximum(discriminant, 0))) / (2 * qa)
-        head_x = cos * u - sin * z
-        head_z = sin * u + cos * z
-        map_x = ((head_x + a) / (2 * a) * self.texture.shape[1] - 0.5).astype(np.float32)
-        map_y = ((v + b) / (2 * b) * self.texture.shape[0] - 0.5).astype(np.float32)
+        width = 2 * self.extent + 1
+        height = self.rows.size
+        row_index = np.broadcast_to(np.arange(height)[:, None], self.head_x.shape)
+        pixel_parts, depth_parts, source_parts, light_parts = [], [], [], []
+        for half, surface, normal in (
+            (0, self.front, self.front_normal),
+            (1, self.back, self.back_normal),
+        ):
+            world_x = cos * self.head_x + sin * surface
+            world_z = -sin * self.head_x + cos * surface
+            column = np.rint(world_x + self.extent).astype(np.int64)
+            normal_x = cos * normal[0] + sin * normal[2]
+            normal_z = -sin * normal[0] + cos * normal[2]
+            facing = normal_z > -0.05
+            keep = self.on_head & facing & (column >= 0) & (column < width)
+            pixel_parts.append((row_index * width + column)[keep])
+            depth_parts.append(world_z[keep])
+            sample = np.flatnonzero(keep.reshape(-1)) * 2 + half
+            source_parts.append(sample)
+            light_parts.append((-0.25 * normal[1] + 0.97 * normal_z)[keep])
+        pixels = np.concatenate(pixel_parts)
+        depths = np.concatenate(depth_parts)
+        samples = np.concatenate(source_parts)
+        lights = np.concatenate(light_parts)
+        # The nearest sample of each pixel: sort by pixel, then depth, keep each group's last.
+        order = np.lexsort((depths, pixels))
+        pixels, samples, lights = pixels[order], samples[order], lights[order]
+        last = np.r_[pixels[1:] != pixels[:-1], True]
+        pixels, samples, lights = pixels[last], samples[last], lights[last]
+        map_x = np.full(height * width, -10.0, np.float32)
+        map_y = np.full(height * width, -10.0, np.float32)
+        shade = np.zeros(height * width, np.float32)
+        is_back = np.zeros(height * width, bool)
+        flat_index = samples // 2
+        texture_height, texture_width = self.texture.shape[:2]
+        map_x[pixels] = (
+            (self.head_x.reshape(-1)[flat_index] + self.half_width)
+            / (2 * self.half_width)
+            * texture_width
+            - 0.5
+        )
+        map_y[pixels] = (
+            (self.head_y.reshape(-1)[flat_index] + self.half_height)
+            / (2 * self.half_height)
+            * texture_height
+            - 0.5
+        )
+        shade[pixels] = 0.72 + 0.28 * np.clip(lights, 0, 1)
+        is_back[pixels] = samples % 2 == 1
+        filled = np.zeros(height * width, np.float32)
+        filled[pixels] = 1.0
+        shape = (height, width)
         colour = cv2.remap(
-            self.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            self.texture,
+            map_x.reshape(shape),
+            map_y.reshape(shape),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
         ).astype(np.float32)
-        colour[head_z < 0] = self.hair
-        # Lambert shading from a light slightly above the camera darkens the turned-away side.
-        normal_x, normal_y, normal_z = head_x / (a * a), v / (b * b), head_z / (c * c)
-        world_x = cos * normal_x + sin * normal_z
-        world_z = -sin * normal_x + cos * normal_z
-        length = np.sqrt(world_x**2 + normal_y**2 + world_z**2) + 1e-9
-        light = (-0.25 * normal_y + 0.97 * world_z) / length
-        colour *= (0.72 + 0.28 * np.clip(light, 0, 1))[..., None]
-        alpha = cv2.GaussianBlur(inside.astype(np.float32), (3, 3), 0)
-        return colour, alpha
+        colour[is_back.reshape(shape)] = self.hair
+        colour *= shade.reshape(shape)[..., None]
+        # The splatting leaves small gaps where the surface grazes the view (the rim between
+        # the face and the back of the head): fill them inside the ellipsoid's silhouette.
+        half_extent = math.sqrt(
+            (self.half_width * cos) ** 2 + (self.half_depth * sin) ** 2
+        )
+        columns = np.arange(width, dtype=np.float32) - self.extent
+        silhouette = (columns[None, :] / half_extent) ** 2 + (
+            self.rows[:, None] / self.half_height
+        ) ** 2 <= 1
+        gaps = silhouette & (filled.reshape(shape) == 0)
+        if gaps.any():
+            patched = cv2.inpaint(
+                np.clip(colour, 0, 255).astype(np.uint8), gaps.astype(np.uint8), 2,
+                cv2.INPAINT_TELEA,
+            )
+            colour[gaps] = patched[gaps]
+        alpha = np.maximum(filled.reshape(shape), silhouette.astype(np.float32))
+        return colour, cv2.GaussianBlur(alpha, (3, 3), 0)
+
+
+def _height_field_normal(
+    surface: np.ndarray, step: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit normals (x, y, z) of z = surface(x, y), pointing to +z."""
+    slope_y, slope_x = np.gradient(surface, 1.0, step)
+    slope_x = np.clip(slope_x, -20, 20)
+    slope_y = np.clip(slope_y, -20, 20)
+    length = np.sqrt(slope_x**2 + slope_y**2 + 1)
+    return -slope_x / length, -slope_y / length, 1 / length
 
 
 class FlatPhoto:

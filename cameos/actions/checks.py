@@ -1,0 +1,272 @@
+"""The worker side of a registration: claim the check, run liveness, keep only what is needed.
+
+Every transition is a conditional UPDATE, so a redelivered message, a second worker or a
+reaped check never finishes a registration twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from PIL import Image
+
+from cameos.crypto import read_sealed, save_sealed
+from cameos.events import (
+    check_failed_event,
+    check_passed_event,
+    send_cameo_event,
+    sent_to_review_event,
+)
+from cameos.faces.base import FaceEmbedding, FaceEngine
+from cameos.models import Cameo, FaceVector, LivenessCheck, ReferenceImage
+from cameos.search import nearest_cameos
+
+logger = logging.getLogger(__name__)
+
+CHECK_LEASE_SECONDS = 120
+CHECK_MAX_ATTEMPTS = 3
+# A queued check whose message was lost (broker outage) is sent again after this long.
+CHECK_REQUEUE_SECONDS = 60
+# Progress is written (and pushed) at most this often, in percentage points.
+PROGRESS_STEP = 5
+
+
+@dataclass(frozen=True)
+class ReferenceFace:
+    crop: np.ndarray  # RGB uint8, a near-frontal face with some margin
+    embedding: FaceEmbedding
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+
+
+def _lease_until() -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(seconds=CHECK_LEASE_SECONDS)
+
+
+def do_claim_check(check_id: str) -> LivenessCheck | None:
+    """Take a queued check, or a running one whose worker vanished; None when neither."""
+    now = timezone.now()
+    claimable = Q(status=LivenessCheck.Status.QUEUED) | Q(
+        status=LivenessCheck.Status.RUNNING, lease_until__lt=now
+    )
+    claimed = LivenessCheck.objects.filter(claimable, pk=check_id).update(
+        status=LivenessCheck.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        lease_until=_lease_until(),
+        progress=0,
+        stage="starting",
+    )
+    if not claimed:
+        return None
+    return LivenessCheck.objects.select_related("cameo__owner", "challenge").get(pk=check_id)
+
+
+def do_record_check_progress(check: LivenessCheck, percent: int, stage: str) -> None:
+    """Extend the lease and tell the owner how far the check is."""
+    if percent - check.progress < PROGRESS_STEP and stage == check.stage:
+        return
+    check.progress, check.stage = percent, stage
+    LivenessCheck.objects.filter(pk=check.pk, status=LivenessCheck.Status.RUNNING).update(
+        progress=percent, stage=stage, lease_until=_lease_until()
+    )
+    send_cameo_event(
+        check.cameo, "cameo.check.progress",
+        {"check_id": str(check.pk), "progress": percent, "stage": stage},
+    )
+
+
+def recording_to_file(check: LivenessCheck, folder: Path) -> Path:
+    """Decrypt the check's recording into `folder` (a private temporary directory)."""
+    path = folder / "recording"
+    path.write_bytes(read_sealed(check.recording))
+    return path
+
+
+def _delete_recording_after_commit(name: str) -> None:
+    if name:
+        transaction.on_commit(lambda: default_storage.delete(name))
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def store_reference_faces(
+    cameo: Cameo, faces: Sequence[ReferenceFace], engine: FaceEngine
+) -> list[str]:
+    """Seal the crops in storage and write their embeddings; returns the stored names.
+
+    The caller holds the transaction; it deletes the names if that transaction fails.
+    """
+    stored = []
+    for position, face in enumerate(faces):
+        if face.embedding.engine != engine.id:
+            raise ValueError(f"embedding of {face.embedding.engine}, engine is {engine.id}")
+        name, key = save_sealed(f"cameos/{cameo.pk}/face-{position}.sealed", _png(face.crop))
+        stored.append(name)
+        reference = ReferenceImage.objects.create(
+            cameo=cameo, position=position, file=name, key_id=key
+        )
+        FaceVector.objects.create(
+            cameo=cameo,
+            reference=reference,
+            engine=engine.id,
+            dimension=engine.dimension,
+            embedding=face.embedding.vector.astype(np.float32),
+        )
+    return stored
+
+
+def other_accounts_matching(
+    cameo: Cameo, faces: Sequence[ReferenceFace], engine: FaceEngine
+) -> list[str]:
+    """Ids of other accounts' live person cameos whose face matches one of `faces`."""
+    matched: set[str] = set()
+    for face in faces:
+        for match in nearest_cameos(
+            engine,
+            face.embedding.vector,
+            limit=5,
+            exclude_owner_id=cameo.owner_id,
+            max_distance=engine.match_threshold,
+        ):
+            matched.add(match.cameo_id)
+    return sorted(matched)
+
+
+def do_verify_cameo(
+    check: LivenessCheck | None, cameo: Cameo, faces: Sequence[ReferenceFace], engine: FaceEngine
+) -> str:
+    """Keep the reference faces; verified, or in review when the face is another account's.
+
+    Returns the cameo's new status. Changes nothing (and returns its status) when the check is
+    no longer this worker's to finish.
+    """
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = Cameo.objects.select_for_update().get(pk=cameo.pk)
+            if check is not None and not _finish_check_row(check, LivenessCheck.Status.PASSED):
+                return locked.status
+            stored = store_reference_faces(locked, faces, engine)
+            duplicates = other_accounts_matching(locked, faces, engine)
+            locked.status = Cameo.Status.IN_REVIEW if duplicates else Cameo.Status.VERIFIED
+            locked.verified_at = None if duplicates else timezone.now()
+            locked.face_engine = engine.id
+            locked.failures = []
+            locked.save(update_fields=["status", "verified_at", "face_engine", "failures"])
+            if duplicates:
+                sent_to_review_event(locked, reason="matches_another_account")
+            else:
+                check_passed_event(locked, references=len(faces))
+            send_cameo_event(locked, "cameo.check.finished", {
+                "check_id": str(check.pk) if check else None, "failures": []
+            })
+            cameo.status = locked.status
+            return locked.status
+    except BaseException:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+
+
+def do_fail_check(check: LivenessCheck, failures: Sequence[Failure]) -> bool:
+    """Record why the registration failed; False when the check was not ours to finish."""
+    listed = [{"code": failure.code, "message": failure.message} for failure in failures]
+    with transaction.atomic():
+        cameo = Cameo.objects.select_for_update().get(pk=check.cameo_id)
+        if not _finish_check_row(check, LivenessCheck.Status.FAILED, failures=listed):
+            return False
+        if cameo.status == Cameo.Status.CHECKING:
+            cameo.status = Cameo.Status.FAILED
+            cameo.failures = listed
+            cameo.save(update_fields=["status", "failures"])
+            check_failed_event(cameo, failures=listed)
+        send_cameo_event(cameo, "cameo.check.finished",
+                         {"check_id": str(check.pk), "failures": listed})
+    return True
+
+
+def _finish_check_row(
+    check: LivenessCheck, status: str, *, failures: list[dict[str, str]] | None = None
+) -> bool:
+    finished = LivenessCheck.objects.filter(
+        pk=check.pk, status=LivenessCheck.Status.RUNNING, attempts=check.attempts
+    ).update(
+        status=status,
+        progress=100,
+        stage="done",
+        failures=failures or [],
+        recording="",
+        finished_at=timezone.now(),
+        lease_until=None,
+    )
+    if finished:
+        _delete_recording_after_commit(check.recording)
+    return bool(finished)
+
+
+def run_check(check_id: str) -> None:
+    """Claim the check and run it to the end: safe to run any number of times for one id."""
+    from cameos.faces import get_engine
+    from cameos.liveness import check_liveness
+
+    check = do_claim_check(check_id)
+    if check is None:
+        logger.info("liveness check %s is not waiting; nothing to do", check_id)
+        return
+    if check.attempts > CHECK_MAX_ATTEMPTS:
+        do_fail_check(check, [Failure(
+            "check_interrupted",
+            "The check was interrupted too many times; record again, please.",
+        )])
+        return
+    engine = get_engine()
+    challenge = check.challenge
+    with tempfile.TemporaryDirectory(prefix=f"check-{check_id}-") as folder:
+        path = recording_to_file(check, Path(folder))
+        result = check_liveness(
+            path,
+            challenge.digits,
+            list(challenge.turns),
+            mirrored=check.is_mirrored,
+            engine=engine,
+            progress=lambda percent, stage: do_record_check_progress(check, percent, stage),
+        )
+    if result.passed:
+        faces = [
+            ReferenceFace(crop=reference.crop, embedding=reference.embedding)
+            for reference in result.references
+        ]
+        do_verify_cameo(check, check.cameo, faces, engine)
+    else:
+        do_fail_check(
+            check, [Failure(failure.code, failure.message) for failure in result.failures]
+        )
+
+
+def checks_to_resend() -> list[str]:
+    """Checks whose message may be lost: queued for a while, or running with a dead lease."""
+    now = timezone.now()
+    stale = Q(
+        status=LivenessCheck.Status.QUEUED,
+        created_at__lt=now - datetime.timedelta(seconds=CHECK_REQUEUE_SECONDS),
+    ) | Q(status=LivenessCheck.Status.RUNNING, lease_until__lt=now)
+    return [str(pk) for pk in LivenessCheck.objects.filter(stale).values_list("pk", flat=True)]

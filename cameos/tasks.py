@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from cameos.actions.checks import checks_to_resend, run_check
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def check_recording_task(check_id: str) -> None:
+    """On queue `default`. Safe to run any number of times for one check id."""
+    run_check(check_id)
+
+
+@shared_task(ignore_result=True)
+def resend_checks_task() -> int:
+    """Send again the checks whose message was lost or whose worker died (beat, periodic)."""
+    pending = checks_to_resend()
+    for check_id in pending:
+        check_recording_task.delay(check_id)
+    return len(pending)
