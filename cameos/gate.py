@@ -143,7 +143,11 @@ def _check_rules(author: User, declared: DeclaredCameo, prompt: str) -> None:
             cameo,
             author=author,
             reason="rule",
-            details={"rule": verdict.rule, "matched_by": verdict.matched_by},
+            details={
+                "rule": verdict.rule_text,
+                "rule_index": verdict.rule_index,
+                "matched_by": str(verdict.match_kind),
+            },
         )
         raise CameoRuleViolated(declared.tag)
 

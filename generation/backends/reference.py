@@ -4,7 +4,8 @@ Everything visual and audible derives from a hash of (prompt, seed, width, heigh
 the same request always renders the same clip. Text-to-video draws a colour-cycling plasma with
 drifting glows; image-to-video slowly zooms and pans over the input image; a remix re-times the
 source video's frames and grades them with the new prompt's colours. All three carry the
-prompt as captions, and quoted dialogue is spoken over a quiet ambient pad.
+prompt as captions, and quoted dialogue is spoken over a quiet ambient pad. Tagged cameos walk
+through every mode's frames, under the captions (`generation.backends.cameo_layer`).
 
 It is built for speed: backgrounds come from one precomputed field and a palette lookup, and
 each caption is drawn once and blended into the frames where it shows.
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from generation.backends.base import RenderedClip, RenderRequest, VideoBackend
+from generation.backends.cameo_layer import CameoLayer
 from generation.media import speech
 from generation.media.encode import load_font, resample_audio
 
@@ -80,6 +82,14 @@ class ReferenceBackend(VideoBackend):
                 f"{request.width}x{request.height}"
             )
         frame_count = request.seconds * FRAMES_PER_SECOND
+        # Built first: it decodes the cameos' reference images, so a bad one fails the render
+        # before any work is done.
+        cameos = CameoLayer(
+            request.cameos,
+            width=request.width,
+            height=request.height,
+            seed=_request_seed(request, "cameos"),
+        )
         rng = _request_rng(request)
         look = _Look.draw(rng, request.width, request.height)
         captions = plan_captions(request.prompt, frame_count)
@@ -91,12 +101,11 @@ class ReferenceBackend(VideoBackend):
             backgrounds = _ken_burns_frames(request.input_reference, look, frame_count)
         else:
             backgrounds = _plasma_frames(look, frame_count)
+        scenes = cameos.composite(backgrounds, fps=FRAMES_PER_SECOND, frame_count=frame_count)
         return RenderedClip(
             fps=FRAMES_PER_SECOND,
             frame_count=frame_count,
-            frames=_with_captions(
-                backgrounds, captions, request.width, request.height, frame_count
-            ),
+            frames=_with_captions(scenes, captions, request.width, request.height, frame_count),
             audio=audio,
             sample_rate=SAMPLE_RATE,
         )
@@ -106,6 +115,14 @@ def _request_rng(request: RenderRequest) -> np.random.Generator:
     key = json.dumps([request.prompt, request.seed, request.width, request.height, request.seconds])
     digest = hashlib.sha256(key.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest, "big"))
+
+
+def _request_seed(request: RenderRequest, purpose: str) -> int:
+    """A seed of its own for `purpose`, so that adding draws there leaves the look unchanged."""
+    key = json.dumps(
+        [purpose, request.prompt, request.seed, request.width, request.height, request.seconds]
+    )
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
 # --- captions and sound -------------------------------------------------------------------
