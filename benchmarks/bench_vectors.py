@@ -217,3 +217,300 @@ def search_figures(
         "identity_at_1": float((top_identity == dataset.query_identity)[recapture].mean()),
         "recall_at_10_unenrolled": float(recall[~recapture].mean()) if (~recapture).any() else 1.0,
     }
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _exclusive(var_dir: Path) -> Iterator[None]:
+    """Only one run at a time uses a folder (and its server, table and faiss file)."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with open(var_dir / ".bench.lock", "w") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another bench_vectors run is using {var_dir}") from None
+        yield
+
+
+@contextlib.contextmanager
+def throwaway_postgres(var_dir: Path, settings: dict[str, str]) -> Iterator[str]:
+    """The project's embedded PostgreSQL on VAR_DIR/pgdata, with `settings`; yields its URL.
+
+    This process owns it (not through embedded.start_owned, whose stop_owned would also stop a
+    test run's own servers): it stops when the block ends, and the kernel stops it if this
+    process dies first.
+    """
+    from sora_social.embedded import die_with_parent, postgres_server, running_postgres
+
+    if running_postgres(var_dir) is not None:
+        raise SystemExit(f"a PostgreSQL already serves {var_dir / 'pgdata'}; stop it first")
+    server = postgres_server(var_dir)
+    command = list(server.command)
+    for name, value in settings.items():
+        command += ["-c", f"{name}={value}"]
+    with open(var_dir / "postgres.log", "ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - pgserver's own binary
+            command, stdout=log, stderr=subprocess.STDOUT, user=server.user,
+            start_new_session=True, preexec_fn=die_with_parent(server.stop_signal),
+        )
+    try:
+        yield server.wait_ready()
+    finally:
+        process.send_signal(server.stop_signal)  # fast shutdown: a checkpoint, then exit
+        try:
+            process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _postgres(config: Config) -> contextlib.AbstractContextManager[str]:
+    if config.database_url:
+        return contextlib.nullcontext(config.database_url)
+    return throwaway_postgres(
+        config.var_dir,
+        {
+            "shared_buffers": f"{config.shared_buffers_mb}MB",
+            # No checkpoint in the middle of a load or a build.
+            "max_wal_size": "16GB",
+            "checkpoint_timeout": "30min",
+        },
+    )
+
+
+def search_sql(vector_parameter: str = "%b") -> Any:
+    """The product's 1:N search: this engine's rows only, cast as its partial index is."""
+    from psycopg import sql
+
+    return sql.SQL(
+        "SELECT id FROM {table} WHERE engine = {engine} "
+        "ORDER BY embedding::vector({dimension}) <=> {vector}::vector({dimension}) LIMIT {k}"
+    ).format(
+        table=sql.Identifier(TABLE),
+        engine=sql.Literal(ENGINE),
+        dimension=sql.SQL(str(DIMENSION)),
+        vector=sql.SQL(vector_parameter),
+        k=sql.SQL(str(TOP_K)),
+    )
+
+
+def _create_table(connection: Any) -> None:
+    connection.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    connection.execute(
+        f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, engine text NOT NULL, "
+        "dimension integer NOT NULL, embedding vector NOT NULL, "
+        "CHECK (vector_dims(embedding) = dimension))"
+    )
+
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+COPY_TRAILER = b"\xff\xff"
+COPY_ROWS_PER_WRITE = 8192
+
+
+def copy_rows(first_id: int, engine: str, vectors: np.ndarray) -> bytes:
+    """Rows (id, engine, dimension, embedding) in COPY's binary format, built by numpy.
+
+    pgvector's binary `vector`: int16 dimension, int16 unused, then big-endian float4s.
+    """
+    engine_bytes = engine.encode()
+    dimension = vectors.shape[1]
+    layout = np.dtype(
+        [
+            ("fields", ">i2"), ("id_size", ">i4"), ("id", ">i8"),
+            ("engine_size", ">i4"), ("engine", f"S{len(engine_bytes)}"),
+            ("dimension_size", ">i4"), ("dimension", ">i4"),
+            ("embedding_size", ">i4"), ("embedding_dimension", ">i2"), ("unused", ">i2"),
+            ("embedding", ">f4", (dimension,)),
+        ]
+    )
+    records = np.zeros(len(vectors), dtype=layout)
+    records["fields"] = 4
+    records["id_size"] = 8
+    records["id"] = np.arange(first_id, first_id + len(vectors))
+    records["engine_size"] = len(engine_bytes)
+    records["engine"] = engine_bytes
+    records["dimension_size"] = 4
+    records["dimension"] = dimension
+    records["embedding_size"] = 4 + 4 * dimension
+    records["embedding_dimension"] = dimension
+    records["embedding"] = vectors
+    return records.tobytes()
+
+
+def _other_engine_vectors(rows: int, seed: int) -> np.ndarray:
+    count = min(1000, max(10, rows // 100))
+    return _unit(np.random.default_rng([seed, 3]).standard_normal((count, OTHER_DIMENSION)))
+
+
+def load(connection: Any, vectors: np.ndarray, seed: int) -> float:
+    """COPY (binary) the vectors as rows 0.. of ENGINE, then a few of OTHER_ENGINE; seconds."""
+    _create_table(connection)
+    started = time.perf_counter()
+    columns = f"{TABLE} (id, engine, dimension, embedding)"
+    with connection.cursor().copy(f"COPY {columns} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(COPY_HEADER)
+        for start in range(0, len(vectors), COPY_ROWS_PER_WRITE):
+            copy.write(copy_rows(start, ENGINE, vectors[start : start + COPY_ROWS_PER_WRITE]))
+        copy.write(copy_rows(len(vectors), OTHER_ENGINE, _other_engine_vectors(len(vectors), seed)))
+        copy.write(COPY_TRAILER)
+    seconds = time.perf_counter() - started
+    connection.execute(f"VACUUM (ANALYZE) {TABLE}")  # hint bits and statistics, before timing
+    return seconds
+
+
+def build_index(connection: Any, config: Config) -> float:
+    """CREATE INDEX of ENGINE's partial HNSW index; seconds."""
+    from psycopg import sql
+
+    connection.execute(f"DROP INDEX IF EXISTS {INDEX}")
+    connection.execute(f"SET maintenance_work_mem = '{config.graph_memory_mb}MB'")
+    connection.execute(f"SET max_parallel_maintenance_workers = {config.build_threads - 1}")
+    statement = sql.SQL(
+        "CREATE INDEX {index} ON {table} USING hnsw ((embedding::vector({dimension})) "
+        "vector_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction}) "
+        "WHERE engine = {engine}"
+    ).format(
+        index=sql.Identifier(INDEX),
+        table=sql.Identifier(TABLE),
+        dimension=sql.SQL(str(DIMENSION)),
+        m=sql.Literal(config.m),
+        ef_construction=sql.Literal(config.ef_construction),
+        engine=sql.Literal(ENGINE),
+    )
+    started = time.perf_counter()
+    connection.execute(statement)
+    return time.perf_counter() - started
+
+
+def _manifest(connection: Any) -> tuple[str, float, float | None] | None:
+    """What the table and index hold: (dataset key, load seconds, build seconds or None)."""
+    connection.execute(
+        f"CREATE TABLE IF NOT EXISTS {MANIFEST} (dataset_key text PRIMARY KEY, "
+        "load_seconds float8 NOT NULL, build_seconds float8)"
+    )
+    row = connection.execute(
+        f"SELECT dataset_key, load_seconds, build_seconds FROM {MANIFEST}"  # noqa: S608
+    ).fetchone()
+    table, index = connection.execute(
+        "SELECT to_regclass(%s), to_regclass(%s)", [TABLE, INDEX]
+    ).fetchone()
+    if row is None or table is None or (row[2] is not None and index is None):
+        return None
+    return row[0], row[1], row[2]
+
+
+def query_plans(connection: Any, query: np.ndarray) -> dict[str, str]:
+    """EXPLAIN of the search with this query vector, and of its generic (prepared) plan."""
+    from psycopg import sql
+
+    custom = connection.execute(sql.SQL("EXPLAIN ") + search_sql(), [query]).fetchall()
+    generic = connection.execute(sql.SQL("EXPLAIN (GENERIC_PLAN) ") + search_sql("$1")).fetchall()
+    return {
+        "custom": "\n".join(row[0] for row in custom),
+        "generic": "\n".join(row[0] for row in generic),
+    }
+
+
+def prepared_plan(connection: Any, query: np.ndarray) -> str:
+    """EXPLAIN EXECUTE of the search statement psycopg prepared, with its plan-cache counts."""
+    from pgvector import Vector
+    from psycopg import sql
+
+    name, generic_plans, custom_plans = connection.execute(
+        "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+        "WHERE statement LIKE %s",
+        [f"SELECT id FROM %{TABLE}%"],
+    ).fetchone()
+    plan = connection.execute(
+        sql.SQL("EXPLAIN EXECUTE {name}({vector})").format(
+            name=sql.Identifier(name), vector=sql.Literal(Vector(query).to_text())
+        )
+    ).fetchall()
+    counts = f"(after {generic_plans} generic and {custom_plans} custom plans)"
+    return "\n".join([counts] + [row[0] for row in plan])
+
+
+def plan_uses_index(plan: str) -> bool:
+    return f"Index Scan using {INDEX} on {TABLE}" in plan and "Seq Scan" not in plan
+
+
+def pg_search(connection: Any, queries: np.ndarray, ef_search: int) -> tuple[list[list[int]], list[float]]:
+    """Each query in turn on one warm connection (a prepared statement); ids and seconds."""
+    connection.execute(f"SET hnsw.ef_search = {int(ef_search)}")
+    statement = search_sql()
+    found, seconds = [], []
+    with connection.cursor() as cursor:
+        for vector in queries:
+            started = time.perf_counter()
+            cursor.execute(statement, [vector], prepare=True)
+            rows = cursor.fetchall()
+            seconds.append(time.perf_counter() - started)
+            found.append([int(row[0]) for row in rows])
+    return found, seconds
+
+
+def measure_postgres(
+    config: Config, dataset: Dataset, exact: np.ndarray, report: Any
+) -> dict[str, Any]:
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    figures: dict[str, Any] = {"notices": []}
+    with _postgres(config) as url, psycopg.connect(url, autocommit=True) as connection:
+        connection.add_notice_handler(
+            lambda notice: figures["notices"].append(notice.message_primary)
+        )
+        connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(connection)
+        figures["server_version"] = connection.execute("SHOW server_version").fetchone()[0]
+        figures["pgvector"] = connection.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()[0]
+        manifest = _manifest(connection) if config.reuse else None
+        if manifest is not None and manifest[0] == config.dataset_key:
+            report(f"postgres: reusing the loaded table ({config.dataset_key})")
+            figures["load_seconds"], build_seconds = manifest[1], manifest[2]
+            figures["load_reused"] = True
+        else:
+            report(f"postgres: loading {len(dataset.vectors):,} rows with COPY (binary)")
+            _manifest(connection)
+            connection.execute(f"DELETE FROM {MANIFEST}")  # noqa: S608
+            figures["load_seconds"] = load(connection, dataset.vectors, config.seed)
+            connection.execute(
+                f"INSERT INTO {MANIFEST} VALUES (%s, %s, NULL)",  # noqa: S608
+                [config.dataset_key, figures["load_seconds"]],
+            )
+            build_seconds, figures["load_reused"] = None, False
+        figures["build_reused"] = build_seconds is not None
+        if build_seconds is None:
+            report(
+                f"postgres: building the HNSW index (m={config.m}, ef_construction="
+                f"{config.ef_construction}, maintenance_work_mem={config.graph_memory_mb}MB, "
+                f"{config.build_threads - 1} parallel workers)"
+            )
+            build_seconds = build_index(connection, config)
+            connection.execute(
+                f"UPDATE {MANIFEST} SET build_seconds = %s", [build_seconds]  # noqa: S608
+            )
+        figures["build_seconds"] = build_seconds
+        figures["maintenance_work_mem_mb"] = config.graph_memory_mb
+        table_bytes, index_bytes = connection.execute(
+            "SELECT pg_table_size(%s::regclass), pg_relation_size(%s::regclass)", [TABLE, INDEX]
+        ).fetchone()
+        figures["table_mb"], figures["index_mb"] = table_bytes / 2**20, index_bytes / 2**20
+        figures["plans"] = query_plans(connection, dataset.queries[0])
+        figures["uses_index"] = all(plan_uses_index(p) for p in figures["plans"].values())
+        report("postgres: warming up")
+        pg_search(connection, dataset.queries[: min(200, len(dataset.queries))], config.default_ef_search)
+        figures["by_ef_search"] = {}
+        for ef_search in config.ef_search:
+            found, seconds = pg_search(connection, dataset.queries, ef_search)
+            figures["by_ef_search"][str(ef_search)] = search_figures(dataset, exact, found, seconds)
+            report(f"postgres: ef_search {ef_search}: {figures['by_ef_search'][str(ef_search)]}")
+        # The plan the searches above ran with, once psycopg prepared the statement.
+        figures["plans"]["prepared"] = prepared_plan(connection, dataset.queries[-1])
+        figures["uses_index"] = all(plan_uses_index(p) for p in figures["plans"].values())
+    return figures

@@ -25,10 +25,14 @@ from cameos.sentences import FloatArray, get_sentence_encoder
 
 MAX_RULES = 10
 MAX_RULE_CHARS = 200
-# Cosine similarity (all-MiniLM-L6-v2) between a rule's topic and the prompt or one of its
-# clauses at or above which the prompt breaks the rule. Calibrated on tests/cameos/rule_cases.json
-# (see the docstring of tests/cameos/test_rules.py for precision and recall).
-SEMANTIC_THRESHOLD = 0.40
+# A prompt breaks a rule semantically when its similarity to the rule's topic is this many
+# standard deviations above the topic's similarity to ordinary prompts (BACKGROUND_PROMPTS).
+# Raw cosine similarities don't compare across rules: "alcohol" is 0.37 from "drinking orange
+# juice", "saying anything about my employer" only 0.27 from "the company I work for is going
+# bankrupt". Calibrated on tests/cameos/rule_cases.json: see tests/cameos/test_rules.py.
+SEMANTIC_THRESHOLD = 3.3
+# Keeps a topic that is equally close to every ordinary prompt from dividing by nearly zero.
+MIN_BACKGROUND_SPREAD = 0.03
 # A long prompt is embedded whole (the model reads its first 256 word pieces) and as at most
 # this many clause groups, so the cost of a check stays bounded.
 MAX_PROMPT_CLAUSES = 16
@@ -318,6 +322,59 @@ def _prompt_texts(prompt: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Vectors of rules, cached per process
 
+# Ordinary prompts that break no plausible rule: how close a topic is to these is its baseline.
+# Not the calibration set's prompts, so the threshold isn't fitted to its own background.
+BACKGROUND_PROMPTS = (
+    "a person skateboarding down a hill at sunset",
+    "someone baking a chocolate cake in a small kitchen",
+    "a woman walking her dog through a snowy park",
+    "a man playing guitar on a street corner",
+    "two friends laughing on a park bench",
+    "a person surfing a huge wave",
+    "someone reading a newspaper at a cafe",
+    "a girl dancing in the rain",
+    "a person riding a horse across a meadow",
+    "someone waving at the camera and saying hello",
+    "a person cooking pasta and talking about the recipe",
+    "a man jogging along the beach at dawn",
+    "a woman painting a landscape on a canvas",
+    "a person climbing a rock wall",
+    "someone unboxing a new pair of headphones",
+    "a person playing fetch with a golden retriever",
+    "a family having a picnic by the lake",
+    "someone doing a magic card trick",
+    "a person riding a rollercoaster and screaming with joy",
+    "a woman giving a tour of her apartment",
+    "a man fixing a flat tire on his bike",
+    "a person singing karaoke with friends",
+    "someone planting flowers in a garden",
+    "a person doing a backflip on a trampoline",
+    "a chef chopping vegetables very fast",
+    "a person walking through a busy market in Marrakesh",
+    "someone playing basketball in the park",
+    "a person knitting a scarf by the fire",
+    "a woman explaining how a volcano works",
+    "a man building a treehouse with his kids",
+    "someone ice skating on a frozen pond",
+    "a person taking a selfie at the Eiffel tower",
+    "a student studying in a library late at night",
+    "a person feeding goats on a farm",
+    "someone playing the piano in an empty concert hall",
+    "a person hiking up a mountain trail in the fog",
+    "two people playing chess in the park",
+    "someone opening birthday presents",
+    "a person paddling a kayak down a river",
+    "a woman doing a cartwheel on the beach",
+    "a man telling a funny story at a wedding",
+    "a person drinking coffee and watching the sunrise",
+    "someone trying on hats in a shop",
+    "a person juggling oranges",
+    "a kid blowing out candles on a cake",
+    "a person walking through a field of tulips",
+    "someone driving a convertible along the coast",
+    "a person recording a podcast in a studio",
+)
+
 
 class _VectorCache:
     """A bounded least-recently-used map from text to its unit vector, safe across threads."""
@@ -350,7 +407,15 @@ class _VectorCache:
 _rule_vectors = _VectorCache(RULE_VECTOR_CACHE_SIZE)
 
 
-def _embed(prompt_texts: list[str], topics: list[str]) -> tuple[FloatArray, list[FloatArray]]:
+@lru_cache(maxsize=1)
+def _background_vectors() -> FloatArray:
+    """BACKGROUND_PROMPTS embedded once per process (~0.2 s)."""
+    vectors = get_sentence_encoder().encode(list(BACKGROUND_PROMPTS))
+    vectors.setflags(write=False)
+    return vectors
+
+
+def _embed(prompt_texts: list[str], topics: list[str]) -> tuple[FloatArray, FloatArray]:
     """Vectors of the prompt texts and of the topics, with uncached topics embedded in the same
     forward pass as the prompt: one pass costs ~10 ms of reading weights however short it is."""
     topic_vectors = {topic: _rule_vectors.get(topic) for topic in dict.fromkeys(topics)}
@@ -361,7 +426,8 @@ def _embed(prompt_texts: list[str], topics: list[str]) -> tuple[FloatArray, list
         _rule_vectors.put(topic, vector)
         topic_vectors[topic] = vector
     found = [topic_vectors[topic] for topic in topics]
-    return vectors[: len(prompt_texts)], [vector for vector in found if vector is not None]
+    stacked = np.stack([vector for vector in found if vector is not None]) if topics else vectors[:0]
+    return vectors[: len(prompt_texts)], stacked
 
 
 def _rule_topics(parsed: ParsedRule) -> list[str]:
@@ -371,8 +437,10 @@ def _rule_topics(parsed: ParsedRule) -> list[str]:
     return list(parsed.alternatives)
 
 
-def warm_rule_cache(rules: Sequence[str]) -> None:
-    """Embed `rules` now (e.g. when they are saved), so the next check needs only the prompt."""
+def warm_up(rules: Sequence[str] = ()) -> None:
+    """Load the model and background now, and embed `rules` (e.g. when an owner saves them), so
+    that a later check only embeds its prompt."""
+    _background_vectors()
     topics = [topic for rule in rules for topic in _rule_topics(parse_rule(rule))]
     if topics:
         _embed([], topics)
@@ -386,12 +454,21 @@ def clear_rule_cache() -> None:
 # The check
 
 
+def _semantic_score(topic_vectors: FloatArray, prompt_vectors: FloatArray) -> float:
+    """How unusually close the prompt is to a rule, in standard deviations of the rule's
+    closeness to BACKGROUND_PROMPTS. Both sides take the best of the rule's topics."""
+    background = (topic_vectors @ _background_vectors().T).max(axis=0)
+    similarity = float((topic_vectors @ prompt_vectors.T).max())
+    spread = max(float(background.std()), MIN_BACKGROUND_SPREAD)
+    return (similarity - float(background.mean())) / spread
+
+
 def check_prompt_against_rules(prompt: str, rules: Sequence[str]) -> RuleDecision:
     """Whether `prompt` keeps every rule in `rules`, the rules of one cameo it tags.
 
     `rules` should have passed validate_rules (at most MAX_RULES of at most MAX_RULE_CHARS).
     A rule not phrased as a prohibition is still enforced on its whole text. Keyword matches
-    win over semantic ones; among several, the earliest keyword rule, else the closest rule.
+    win over semantic ones; among several, the earliest keyword rule, else the highest score.
     Loads the sentence model on first use.
     """
     parsed_rules = [
@@ -401,20 +478,18 @@ def check_prompt_against_rules(prompt: str, rules: Sequence[str]) -> RuleDecisio
     ]
     if not parsed_rules or not prompt.strip():
         return ALLOWED
-    prompt_stems = content_stems(prompt)
-    texts = _prompt_texts(prompt)
     topics_per_rule = [_rule_topics(parsed) for _, parsed in parsed_rules]
     prompt_vectors, topic_vectors = _embed(
-        texts, [topic for topics in topics_per_rule for topic in topics]
+        _prompt_texts(prompt), [topic for topics in topics_per_rule for topic in topics]
     )
-    similarities = np.stack(topic_vectors) @ prompt_vectors.T
     # A rule with nothing to compare (no words left once its negation is read) scores 0.
     scores = [0.0] * len(rules)
     row = 0
     for (index, _), topics in zip(parsed_rules, topics_per_rule, strict=True):
-        scores[index] = float(similarities[row : row + len(topics)].max())
+        scores[index] = _semantic_score(topic_vectors[row : row + len(topics)], prompt_vectors)
         row += len(topics)
 
+    prompt_stems = content_stems(prompt)
     for index, parsed in parsed_rules:
         for keywords in parsed.keywords:
             if keywords and keywords <= prompt_stems:

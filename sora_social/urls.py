@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from cameos import web as cameos_web
 from cameos.api import urls as cameos_urls
 from sora_social import health, source, web
 
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("", include(web.urlpatterns)),
+    path("", include(cameos_web.urlpatterns)),
 ]
 if settings.BENCH_ENDPOINTS:
     from sora_social.bench_views import BenchRowView

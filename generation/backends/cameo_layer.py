@@ -83,7 +83,7 @@ MASTER_OVERSAMPLE = 1.25
 HEAD_FEATHER = 0.18  # of the ellipse's radius
 CARD_FEATHER = 0.07  # of the card's shorter side
 TORSO_WIDTH = 1.6  # of the crop width
-SHOULDER_LINE = 0.84  # of the crop height, from its top
+SHOULDER_LINE = 1.0  # of the crop height, from its top: the neck shows below the chin
 
 MAX_LABEL_CHARACTERS = 160
 
@@ -511,7 +511,7 @@ def _draw_headwear(layer: Image.Image, crop: _CropBox, garment: Garment, default
     draw.chord(crop.box(0.1, -0.12, 0.9, 0.5), 180, 360, fill=(*color, 255))
     button = 0.03
     draw.ellipse(crop.box(0.5 - button, -0.13, 0.5 + button, -0.13 + 2 * button), fill=(*dark, 255))
-    draw.ellipse(crop.box(0.12, 0.14, 0.88, BRIM_BOTTOM), fill=(*dark, 255))
+    draw.chord(crop.box(0.14, 0.06, 0.86, BRIM_BOTTOM), 0, 180, fill=(*dark, 255))
 
 
 def _draw_eyewear(layer: Image.Image, crop: _CropBox, garment: Garment) -> None:
@@ -519,8 +519,8 @@ def _draw_eyewear(layer: Image.Image, crop: _CropBox, garment: Garment) -> None:
     is_dark = garment.kind == "sunglasses"
     # Sunglasses keep the eyes faintly visible: a fully black lens hides what a face detector
     # and the identity check rely on most.
-    lens_fill = (*_shade(color, 0.5), 150) if is_dark else (255, 255, 255, 20)
-    line = max(2, round(0.018 * crop.width))
+    lens_fill = (*_shade(color, 0.5), 150) if is_dark else None
+    line = max(2, round(0.011 * crop.width))
     draw = ImageDraw.Draw(layer)
     lens_half_width, lens_half_height = 0.095, 0.06
     for side in (-1, 1):

@@ -68,6 +68,8 @@ class RecordingSpec:
     height: int = 360
     fps: int = 15
     turn_degrees: float = 35.0
+    # How far a flat photo is tilted about its vertical axis where the turns would be.
+    tilt_degrees: float = 30.0
     voice: str = "en-us"
     rate_wpm: int = 150
     noise_snr_db: float = 40.0
@@ -494,7 +496,7 @@ def render_frames(spec: RecordingSpec, frame_count: int) -> list[np.ndarray]:
 def _flat_motion(spec: RecordingSpec, time: float) -> dict[str, Any]:
     """How an attacker moves a photo: slide, a little zoom and roll, tilts where turns go."""
     progress = time / spec.seconds
-    tilt = turn_schedule(dataclasses.replace(spec, turn_degrees=30.0), time)
+    tilt = turn_schedule(dataclasses.replace(spec, turn_degrees=spec.tilt_degrees), time)
     return {
         "centre": (
             spec.width * (0.42 + 0.16 * progress),
