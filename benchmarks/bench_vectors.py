@@ -47,6 +47,8 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -67,13 +69,14 @@ TABLE = "bench_vectors_embedding"
 INDEX = "bench_vectors_arcface_hnsw"
 MANIFEST = "bench_vectors_manifest"
 TOP_K = 10
+WARM_UP_QUERIES = 200
 
 DATA_MODEL_VERSION = 1
 POPULATION_DIMENSIONS = 16
 POPULATION_WEIGHT = 0.6
 CAPTURE_COSINE = (0.6, 0.8)
 CAPTURES_PER_IDENTITY = 10
-IDENTITIES_PER_BLOCK = 10_000  # one seeded generator each: a smaller run is a prefix
+IDENTITIES_PER_BLOCK = 10_000  # one seeded generator each
 RECAPTURE_SHARE = 0.8
 
 P95_TARGET_MS = 20.0
@@ -161,13 +164,12 @@ def generate_embeddings(rows: int, seed: int, queries: int) -> Dataset:
     centres = np.empty((identities, DIMENSION), dtype=np.float32)
     for block, first in enumerate(range(0, identities, IDENTITIES_PER_BLOCK)):
         rng = np.random.default_rng([seed, 1, block])
-        block_centres = _centres(rng, basis, IDENTITIES_PER_BLOCK)
-        block_rows = _captures(rng, np.repeat(block_centres, CAPTURES_PER_IDENTITY, axis=0))
         count = min(IDENTITIES_PER_BLOCK, identities - first)
-        centres[first : first + count] = block_centres[:count]
+        centres[first : first + count] = _centres(rng, basis, count)
         start = first * CAPTURES_PER_IDENTITY
         stop = min(rows, start + count * CAPTURES_PER_IDENTITY)
-        vectors[start:stop] = block_rows[: stop - start]
+        block_centres = np.repeat(centres[first : first + count], CAPTURES_PER_IDENTITY, axis=0)
+        vectors[start:stop] = _captures(rng, block_centres)[: stop - start]
     rng = np.random.default_rng([seed, 2])
     complete_identities = rows // CAPTURES_PER_IDENTITY
     is_recapture = rng.permutation(np.arange(queries) < round(queries * RECAPTURE_SHARE))
@@ -204,9 +206,8 @@ def search_figures(
     dataset: Dataset, exact: np.ndarray, found: list[list[int]], seconds: list[float]
 ) -> dict[str, float]:
     """Latency percentiles over all queries; recall@10 (and rank-1 identity) by query kind."""
-    recall = np.array(
-        [len(set(rows) & set(truth.tolist())) / TOP_K for rows, truth in zip(found, exact)]
-    )
+    pairs = zip(found, exact.tolist(), strict=True)
+    recall = np.array([len(set(rows) & set(truth)) / TOP_K for rows, truth in pairs])
     top_identity = np.array([rows[0] // CAPTURES_PER_IDENTITY if rows else -1 for rows in found])
     recapture = dataset.is_recapture
     return {
@@ -409,7 +410,8 @@ def query_plans(connection: Any, query: np.ndarray) -> dict[str, str]:
     custom = connection.execute(sql.SQL("EXPLAIN ") + search_sql(), [query]).fetchall()
     generic = connection.execute(sql.SQL("EXPLAIN (GENERIC_PLAN) ") + search_sql("$1")).fetchall()
     return {
-        "custom": "\n".join(row[0] for row in custom),
+        # Without the 512 numbers of the query vector.
+        "custom": re.sub(r"'\[[^]]*\]'", "'[...]'", "\n".join(row[0] for row in custom)),
         "generic": "\n".join(row[0] for row in generic),
     }
 
@@ -421,8 +423,8 @@ def prepared_plan(connection: Any, query: np.ndarray) -> str:
 
     name, generic_plans, custom_plans = connection.execute(
         "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE %s",
-        [f"SELECT id FROM %{TABLE}%"],
+        "WHERE starts_with(statement, 'SELECT id FROM') AND strpos(statement, %s) > 0",
+        [TABLE],
     ).fetchone()
     plan = connection.execute(
         sql.SQL("EXPLAIN EXECUTE {name}({vector})").format(
@@ -437,7 +439,9 @@ def plan_uses_index(plan: str) -> bool:
     return f"Index Scan using {INDEX} on {TABLE}" in plan and "Seq Scan" not in plan
 
 
-def pg_search(connection: Any, queries: np.ndarray, ef_search: int) -> tuple[list[list[int]], list[float]]:
+def pg_search(
+    connection: Any, queries: np.ndarray, ef_search: int
+) -> tuple[list[list[int]], list[float]]:
     """Each query in turn on one warm connection (a prepared statement); ids and seconds."""
     connection.execute(f"SET hnsw.ef_search = {int(ef_search)}")
     statement = search_sql()
@@ -460,9 +464,7 @@ def measure_postgres(
 
     figures: dict[str, Any] = {"notices": []}
     with _postgres(config) as url, psycopg.connect(url, autocommit=True) as connection:
-        connection.add_notice_handler(
-            lambda notice: figures["notices"].append(notice.message_primary)
-        )
+        connection.execute("SET client_min_messages = warning")
         connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(connection)
         figures["server_version"] = connection.execute("SHOW server_version").fetchone()[0]
@@ -491,7 +493,13 @@ def measure_postgres(
                 f"{config.ef_construction}, maintenance_work_mem={config.graph_memory_mb}MB, "
                 f"{config.build_threads - 1} parallel workers)"
             )
+            # pgvector says so when the graph outgrows maintenance_work_mem.
+            connection.execute("SET client_min_messages = notice")
+            connection.add_notice_handler(
+                lambda notice: figures["notices"].append(notice.message_primary)
+            )
             build_seconds = build_index(connection, config)
+            connection.execute("SET client_min_messages = warning")
             connection.execute(
                 f"UPDATE {MANIFEST} SET build_seconds = %s", [build_seconds]  # noqa: S608
             )
@@ -504,7 +512,7 @@ def measure_postgres(
         figures["plans"] = query_plans(connection, dataset.queries[0])
         figures["uses_index"] = all(plan_uses_index(p) for p in figures["plans"].values())
         report("postgres: warming up")
-        pg_search(connection, dataset.queries[: min(200, len(dataset.queries))], config.default_ef_search)
+        pg_search(connection, dataset.queries[:WARM_UP_QUERIES], config.default_ef_search)
         figures["by_ef_search"] = {}
         for ef_search in config.ef_search:
             found, seconds = pg_search(connection, dataset.queries, ef_search)
@@ -514,3 +522,252 @@ def measure_postgres(
         figures["plans"]["prepared"] = prepared_plan(connection, dataset.queries[-1])
         figures["uses_index"] = all(plan_uses_index(p) for p in figures["plans"].values())
     return figures
+
+
+# --- faiss, in process ---------------------------------------------------------------------------
+
+
+def measure_faiss(
+    config: Config, dataset: Dataset, exact: np.ndarray, report: Any
+) -> dict[str, Any]:
+    """IndexHNSWFlat, inner product on the unit vectors (= cosine), same m and ef_construction;
+    built with build_threads threads, searched one query at a time on one thread."""
+    import faiss
+
+    slug = (
+        f"rows{config.rows}-seed{config.seed}-m{config.m}-efc{config.ef_construction}"
+        f"-v{DATA_MODEL_VERSION}"
+    )
+    index_path = config.var_dir / f"faiss-{slug}.index"
+    record_path = index_path.with_suffix(".json")
+    figures: dict[str, Any] = {"version": faiss.__version__, "build_threads": config.build_threads}
+    if config.reuse and index_path.exists() and record_path.exists():
+        report(f"faiss: reusing {index_path.name}")
+        index = faiss.read_index(str(index_path))
+        figures["build_seconds"] = json.loads(record_path.read_text())["build_seconds"]
+        figures["build_reused"] = True
+    else:
+        report(f"faiss: building IndexHNSWFlat on {config.build_threads} threads")
+        faiss.omp_set_num_threads(config.build_threads)
+        index = faiss.IndexHNSWFlat(DIMENSION, config.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = config.ef_construction
+        started = time.perf_counter()
+        index.add(dataset.vectors)
+        figures["build_seconds"] = time.perf_counter() - started
+        figures["build_reused"] = False
+        for stale in config.var_dir.glob("faiss-*"):
+            stale.unlink()
+        faiss.write_index(index, str(index_path))
+        record_path.write_text(json.dumps({"build_seconds": figures["build_seconds"]}))
+    faiss.omp_set_num_threads(1)
+
+    def search(queries: np.ndarray, ef_search: int) -> tuple[list[list[int]], list[float]]:
+        index.hnsw.efSearch = ef_search
+        found, seconds = [], []
+        for vector in queries:
+            started = time.perf_counter()
+            _scores, rows = index.search(vector[np.newaxis, :], TOP_K)
+            seconds.append(time.perf_counter() - started)
+            found.append([int(row) for row in rows[0] if row >= 0])
+        return found, seconds
+
+    search(dataset.queries[:WARM_UP_QUERIES], config.default_ef_search)
+    figures["by_ef_search"] = {}
+    for ef_search in config.ef_search:
+        found, seconds = search(dataset.queries, ef_search)
+        figures["by_ef_search"][str(ef_search)] = search_figures(dataset, exact, found, seconds)
+        report(f"faiss: ef_search {ef_search}: {figures['by_ef_search'][str(ef_search)]}")
+    return figures
+
+
+# --- The run and its report ------------------------------------------------------------------
+
+
+def _progress(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def run(config: Config, report: Any = _progress) -> dict[str, Any]:
+    """Generate, search exactly, then measure PostgreSQL and faiss; every figure as a dict."""
+    if config.default_ef_search not in config.ef_search:
+        raise ValueError(f"default ef_search {config.default_ef_search} not in {config.ef_search}")
+    load_average = [os.getloadavg()[0]]
+    started = time.perf_counter()
+    dataset = generate_embeddings(config.rows, config.seed, config.queries)
+    generate_seconds = time.perf_counter() - started
+    report(f"generated {config.rows:,} + {config.queries:,} queries in {generate_seconds:.1f} s")
+    started = time.perf_counter()
+    exact = exact_top_k(dataset.vectors, dataset.queries)
+    exact_seconds = time.perf_counter() - started
+    report(f"exact top {TOP_K} in {exact_seconds:.1f} s")
+    with _exclusive(config.var_dir):
+        postgres = measure_postgres(config, dataset, exact, report)
+        faiss_figures = measure_faiss(config, dataset, exact, report)
+    load_average.append(os.getloadavg()[0])
+    default = str(config.default_ef_search)
+    pg_default = postgres["by_ef_search"][default]
+    faiss_default = faiss_figures["by_ef_search"][default]
+    return {
+        "benchmark": "bench_vectors",
+        "config": {
+            **{key: value for key, value in dataclasses.asdict(config).items()
+               if key not in ("database_url", "var_dir")},
+            "embedded_server": config.database_url is None,
+        },
+        "recaptures": int(dataset.is_recapture.sum()),
+        "generate_seconds": generate_seconds,
+        "exact_seconds": exact_seconds,
+        "load_average_1min": load_average,
+        "postgres": postgres,
+        "faiss": faiss_figures,
+        "ratios": {
+            "build": postgres["build_seconds"] / faiss_figures["build_seconds"],
+            "p95": pg_default["p95_ms"] / faiss_default["p95_ms"],
+            "p50": pg_default["p50_ms"] / faiss_default["p50_ms"],
+        },
+        "targets": {
+            "p95_ms": pg_default["p95_ms"],
+            "p95_met": pg_default["p95_ms"] <= P95_TARGET_MS,
+            "recall_at_10": pg_default["recall_at_10"],
+            "recall_met": pg_default["recall_at_10"] >= RECALL_TARGET,
+            "at_full_size": config.rows >= 1_000_000,
+        },
+    }
+
+
+def _seconds(figures: dict[str, Any], stage: str) -> str:
+    earlier = " (earlier run)" if figures[f"{stage}_reused"] else ""
+    return f"{figures[f'{stage}_seconds']:.1f} s{earlier}"
+
+
+def format_report(result: dict[str, Any]) -> str:
+    config, postgres, faiss_figures = result["config"], result["postgres"], result["faiss"]
+    rows, queries = config["rows"], config["queries"]
+    sizes = f"{postgres['table_mb']:.0f} MB, {postgres['index_mb']:.0f} MB"
+    lines = [
+        f"1:N search, pgvector {postgres['pgvector']} (PostgreSQL {postgres['server_version']}) "
+        f"vs faiss {faiss_figures['version']}: {rows:,} x {DIMENSION}-d "
+        f"({-(-rows // CAPTURES_PER_IDENTITY):,} identities x {CAPTURES_PER_IDENTITY} captures), "
+        f"seed {config['seed']}",
+        f"HNSW m={config['m']} ef_construction={config['ef_construction']}, build threads "
+        f"{config['build_threads']}; {queries} queries ({result['recaptures']} recaptures, "
+        f"{queries - result['recaptures']} unenrolled); load average "
+        f"{result['load_average_1min'][0]:.1f} -> {result['load_average_1min'][1]:.1f}",
+        "",
+        f"{'':<22}{'pgvector':>22}{'faiss':>22}{'pg/faiss':>10}",
+        f"{'load (COPY BINARY)':<22}{_seconds(postgres, 'load'):>22}{'-':>22}",
+        f"{'index build':<22}{_seconds(postgres, 'build'):>22}"
+        f"{_seconds(faiss_figures, 'build'):>22}{result['ratios']['build']:>9.1f}x",
+        f"{'size (table, index)':<22}{sizes:>22}",
+        f"{'plan uses the index':<22}{'yes' if postgres['uses_index'] else 'NO':>22}",
+        "",
+        f"{'ef_search':<10}{'system':<10}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+        f"{'recall@10':>11}{'identity@1':>12}{'recall@10 unenrolled':>22}",
+    ]
+    for ef_search in config["ef_search"]:
+        pair = [figures["by_ef_search"][str(ef_search)] for figures in (postgres, faiss_figures)]
+        for system, figures in zip(("pgvector", "faiss"), pair, strict=True):
+            lines.append(
+                f"{ef_search:<10}{system:<10}{figures['p50_ms']:>8.2f}{figures['p95_ms']:>8.2f}"
+                f"{figures['p99_ms']:>8.2f}{figures['recall_at_10']:>11.3f}"
+                f"{figures['identity_at_1']:>12.3f}{figures['recall_at_10_unenrolled']:>22.3f}"
+            )
+        lines.append(f"{'':<10}{'pg/faiss':<10}{pair[0]['p50_ms'] / pair[1]['p50_ms']:>7.1f}x"
+                     f"{pair[0]['p95_ms'] / pair[1]['p95_ms']:>7.1f}x")
+    targets = result["targets"]
+    lines += [
+        "",
+        f"target at ef_search {config['default_ef_search']}"
+        f"{'' if targets['at_full_size'] else f' (at {rows:,} rows, not 1,000,000)'}: "
+        f"p95 {targets['p95_ms']:.2f} ms <= {P95_TARGET_MS:.0f} ms "
+        f"{'met' if targets['p95_met'] else 'MISSED'}; recall@10 {targets['recall_at_10']:.3f} "
+        f">= {RECALL_TARGET} {'met' if targets['recall_met'] else 'MISSED'}",
+        "",
+        "query plan (prepared statement):",
+        postgres["plans"]["prepared"],
+    ]
+    if postgres["notices"]:
+        lines += ["", "PostgreSQL notices:", *postgres["notices"]]
+    return "\n".join(lines)
+
+
+def summarize(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Rows for the `make bench` table."""
+    config, postgres = result["config"], result["postgres"]
+    default = postgres["by_ef_search"][str(config["default_ef_search"])]
+    return [
+        (
+            f"pgvector HNSW 1:N search, {config['rows']:,} x 512-d, ef_search "
+            f"{config['default_ef_search']}",
+            f"p95 {default['p95_ms']:.1f} ms, recall@10 {default['recall_at_10']:.3f} "
+            f"(build {postgres['build_seconds']:.0f} s, {result['ratios']['build']:.1f}x faiss; "
+            f"p95 {result['ratios']['p95']:.1f}x faiss)",
+            f"p95 <= {P95_TARGET_MS:.0f} ms, recall@10 >= {RECALL_TARGET}",
+        )
+    ]
+
+
+def _parse(argv: list[str] | None) -> Config:
+    defaults = Config()
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_vectors", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--rows", type=int, default=defaults.rows)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--queries", type=int, default=defaults.queries)
+    parser.add_argument("--m", type=int, default=defaults.m)
+    parser.add_argument("--ef-construction", type=int, default=defaults.ef_construction)
+    parser.add_argument(
+        "--ef-search", default=",".join(map(str, defaults.ef_search)),
+        help="comma-separated values to measure",
+    )
+    parser.add_argument(
+        "--default-ef-search", type=int, default=defaults.default_ef_search,
+        help="the value whose figures are checked against the target",
+    )
+    parser.add_argument("--build-threads", type=int, default=defaults.build_threads)
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="keep the table, index and faiss index of an earlier run of the same rows, seed, "
+        "m and ef_construction",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="use this PostgreSQL (with pgvector) instead of an embedded one; only tables "
+        "named bench_vectors_* are created and dropped",
+    )
+    parser.add_argument("--var-dir", type=Path, default=defaults.var_dir)
+    parser.add_argument("--shared-buffers-mb", type=int, default=defaults.shared_buffers_mb)
+    parser.add_argument(
+        "--maintenance-work-mem-mb", type=int, default=None,
+        help="default: enough for the whole graph (about 3.7 GB at 1M rows, m=16)",
+    )
+    arguments = parser.parse_args(argv)
+    return Config(
+        rows=arguments.rows,
+        seed=arguments.seed,
+        queries=arguments.queries,
+        m=arguments.m,
+        ef_construction=arguments.ef_construction,
+        ef_search=tuple(int(value) for value in arguments.ef_search.split(",")),
+        default_ef_search=arguments.default_ef_search,
+        build_threads=arguments.build_threads,
+        reuse=arguments.reuse,
+        database_url=arguments.database_url,
+        var_dir=arguments.var_dir.resolve(),
+        shared_buffers_mb=arguments.shared_buffers_mb,
+        maintenance_work_mem_mb=arguments.maintenance_work_mem_mb,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = _parse(argv)
+    # A plain `kill` ends the run through the same clean-up as Ctrl-C: the server stops.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+    result = run(config)
+    print(format_report(result))
+    print(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()

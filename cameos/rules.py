@@ -201,6 +201,8 @@ def stem(word: str) -> str:
             if word.endswith(suffix) and len(word) - len(suffix) >= shortest_stem:
                 if suffix == "s" and word.endswith(("ss", "us", "is")):
                     continue
+                if suffix == "ed" and word.endswith("eed"):
+                    continue  # "bleed", "speed": the "ed" is the word's own
                 word = word[: -len(suffix)]
                 changed = True
                 break

@@ -86,8 +86,7 @@ def check_character_clip(upload: IO[bytes]) -> list[np.ndarray]:
     the face engine finds a human face.
     """
     from cameos.faces import get_engine
-    from cameos.liveness import RecordingRefused, open_recording
-    from cameos.liveness.container import ContainerLimits
+    from cameos.liveness.container import ContainerLimits, RecordingRefused, open_recording
 
     limits = ContainerLimits(
         max_bytes=settings.CAMEO_RECORDING_MAX_BYTES,

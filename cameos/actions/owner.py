@@ -84,10 +84,10 @@ def do_update_cameo_settings(
 
 def do_decide_access(user: User, cameo_id: str, person: User, decision: str | None) -> None:
     """Approve or deny `person` for the cameo; None forgets the decision."""
-    if person.pk == user.pk:
-        raise InvalidRequest("You always may use your own cameo.", param="handle")
     with transaction.atomic():
         cameo = access_own_cameo(user, cameo_id, for_update=True)
+        if person.pk == user.pk:
+            raise InvalidRequest("You always may use your own cameo.", param="handle")
         if decision is None:
             CameoAccess.objects.filter(cameo=cameo, user=person).delete()
         else:

@@ -106,8 +106,7 @@ def access_challenge(user: User, challenge_id: str, *, for_update: bool = False)
 
 def check_recording_upload(upload: IO[bytes]) -> None:
     """Refuse, naming the problem, an upload that is not a bounded 3-10 s video with sound."""
-    from cameos.liveness import RecordingRefused, open_recording
-    from cameos.liveness.container import ContainerLimits
+    from cameos.liveness.container import ContainerLimits, RecordingRefused, open_recording
 
     limits = ContainerLimits(max_bytes=settings.CAMEO_RECORDING_MAX_BYTES)
     try:

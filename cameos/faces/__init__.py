@@ -1,8 +1,8 @@
 """Face engines and the per-process registry that hands them out.
 
-    engine = get_engine()  # settings.FACE_ENGINE, loaded once per process
-    faces = engine.detect(rgb_image)
-    embedding = engine.embed(rgb_image, faces[0])
+engine = get_engine()  # settings.FACE_ENGINE, loaded once per process
+faces = engine.detect(rgb_image)
+embedding = engine.embed(rgb_image, faces[0])
 """
 
 from __future__ import annotations

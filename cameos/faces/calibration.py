@@ -267,9 +267,7 @@ class CalibrationResult:
         return error_rates(self.genuine_distances, self.impostor_distances, threshold)
 
 
-def error_rates(
-    genuine: np.ndarray, impostor: np.ndarray, threshold: float
-) -> tuple[float, float]:
+def error_rates(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tuple[float, float]:
     """(FMR, FNMR) at `threshold`: impostors at or below it, genuine pairs above it."""
     false_match = float(np.mean(impostor <= threshold)) if impostor.size else 0.0
     false_non_match = float(np.mean(genuine > threshold)) if genuine.size else 0.0
@@ -349,10 +347,14 @@ def report(result: CalibrationResult) -> str:
         f"{np.percentile(impostor, 1):.3f}, median {np.median(impostor):.3f}",
         f"EER {eer:.2%} at {eer_threshold:.3f}",
         f"FNMR {fnmr_at_target:.2%} at FMR <= {FMR_TARGET:g} (threshold {fmr_threshold:.3f})",
-        f"at match_threshold {result.match_threshold}: FMR {match_fmr:.2%}, "
-        f"FNMR {match_fnmr:.2%}",
+        f"at match_threshold {result.match_threshold}: FMR {match_fmr:.2%}, FNMR {match_fnmr:.2%}",
         f"at uncertain_threshold {result.uncertain_threshold}: FMR {uncertain_fmr:.2%}, "
         f"FNMR {uncertain_fnmr:.2%}",
+        "threshold: FMR / FNMR",
+        *(
+            f"  {threshold:.3f}: {fmr:.3%} / {fnmr:.3%}"
+            for threshold, (fmr, fnmr) in _threshold_table(result)
+        ),
         "farthest genuine pairs:",
         *(_describe(pair) for pair in worst_genuine),
         "closest impostor pairs:",
@@ -363,6 +365,17 @@ def report(result: CalibrationResult) -> str:
         "image degradations, not pose, age or lighting changes.",
     ]
     return "\n".join(lines)
+
+
+def _threshold_table(result: CalibrationResult) -> list[tuple[float, tuple[float, float]]]:
+    """Error rates at evenly spaced thresholds across the band where the two distributions meet."""
+    low = float(np.percentile(result.genuine_distances, 90))
+    high = float(np.percentile(result.impostor_distances, 1))
+    low, high = min(low, high), max(low, high)
+    return [
+        (float(threshold), result.error_rates(float(threshold)))
+        for threshold in np.linspace(low, high, 7)
+    ]
 
 
 def _describe(pair: Pair) -> str:

@@ -73,8 +73,8 @@ class DlibEngine(FaceEngine):
     # Calibrated with `python -m cameos.faces.calibration --engine dlib` (8 identities from
     # package images, 40 augmentations each; see calibration.py for its limits):
     # FILLED IN BELOW FROM THE MEASURED RUN.
-    match_threshold = 0.5
-    uncertain_threshold = 0.6
+    match_threshold = 0.45
+    uncertain_threshold = 0.55
 
     def __init__(self) -> None:
         """Load the three models (~0.5 s); do it once per process (`cameos.faces.get_engine`)."""
@@ -136,7 +136,9 @@ class DlibEngine(FaceEngine):
         """
         image = require_rgb_image(image)
         left, top, right, bottom = (round(value) for value in face.box)
-        points = self._dlib.points([self._dlib.point(round(x), round(y)) for x, y in face.landmarks])
+        points = self._dlib.points(
+            [self._dlib.point(round(x), round(y)) for x, y in face.landmarks]
+        )
         shape = self._dlib.full_object_detection(
             self._dlib.rectangle(left, top, right - 1, bottom - 1), points
         )

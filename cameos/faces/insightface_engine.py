@@ -38,6 +38,8 @@ MODEL_FOLDER_CONTENTS = (
 # scale are found.
 DETECTION_INPUT_SIZE = (640, 640)
 DETECTION_THRESHOLD = 0.5
+
+
 class ModelKind(StrEnum):
     DETECTION = "detection"
     RECOGNITION = "recognition"
@@ -90,7 +92,7 @@ def classify_model(path: Path) -> ModelKind:
 
 
 def find_models(model_dir: str | Path) -> ModelFolder:
-    """The detection and recognition models in `model_dir`, or ImproperlyConfigured saying why not."""
+    """The detection and recognition models in `model_dir`; ImproperlyConfigured if unusable."""
     if not str(model_dir).strip():
         raise ImproperlyConfigured(
             "FACE_ENGINE=insightface needs FACE_MODEL_DIR, the folder of its ONNX models; "
@@ -135,7 +137,7 @@ def execution_providers() -> list[str]:
 
 
 def engine_id(recognition_model: Path) -> str:
-    """"insightface-<file name>-<first 8 hex of its SHA-256>", at most 64 characters.
+    """ "insightface-<file name>-<first 8 hex of its SHA-256>", at most 64 characters.
 
     The name tells people which model made a vector; the digest keeps two different files that
     happen to share a name (a retrained model, a renamed pack) from ever being compared.

@@ -75,8 +75,8 @@ BOB = 0.018  # of the crop height
 SWAY = 0.03  # of the crop width
 # Sprites are re-cut whenever the size has grown by this many pixels: steps this small do not
 # show, and each cut costs a resize.
-BUCKET_PIXELS = 4
-MAX_BUCKETS = 16
+BUCKET_PIXELS = 6
+MAX_BUCKETS = 10
 # The master is drawn this much larger than the largest bucket, so every bucket is a downscale
 # and the drawn shapes come out anti-aliased.
 MASTER_OVERSAMPLE = 1.25
@@ -275,18 +275,26 @@ class _TooLarge(Exception):
 
 @dataclass(frozen=True, eq=False)
 class _Overlay:
-    """An RGBA image prepared for `_blend`: colour x alpha (+255, so alpha 0 leaves the frame
-    exactly as it was after the shift) and 255 - alpha, both per channel, because numpy blends
-    three-channel arrays several times faster than it broadcasts one alpha channel."""
+    """An image prepared for `_blend`.
+
+    Stored per channel, because numpy blends three-channel arrays several times faster than it
+    broadcasts one alpha channel over three: 255 x the premultiplied colour + 255 (so that alpha
+    0 leaves the frame exactly as it was after the shift), 255 - alpha, and a scratch buffer so
+    that a frame's blend allocates nothing.
+    """
 
     premultiplied: np.ndarray  # uint16 (height, width, 3)
     complement: np.ndarray  # uint8 (height, width, 3)
+    scratch: np.ndarray  # uint16 (height, width, 3)
 
     @classmethod
-    def from_rgba(cls, rgba: np.ndarray) -> _Overlay:
-        alpha = np.repeat(rgba[..., 3:4], 3, axis=2)
-        premultiplied = rgba[..., :3].astype(np.uint16) * alpha + 255
-        return cls(premultiplied=premultiplied, complement=255 - alpha)
+    def from_premultiplied(cls, rgba: np.ndarray) -> _Overlay:
+        """`rgba`: (height, width, 4) uint8 with premultiplied colour (PIL's "RGBa")."""
+        premultiplied = np.multiply(rgba[..., :3], 255, dtype=np.uint16)
+        premultiplied += 255
+        complement = np.empty(premultiplied.shape, dtype=np.uint8)
+        np.subtract(255, rgba[..., 3:4], out=complement)
+        return cls(premultiplied, complement, np.empty_like(premultiplied))
 
     @property
     def width(self) -> int:
@@ -298,6 +306,7 @@ class _Overlay:
 
 
 def _blend(frame: np.ndarray, overlay: _Overlay, left: int, top: int) -> None:
+    """Composite `overlay` over `frame` (in place) with its top-left corner at (left, top)."""
     frame_height, frame_width = frame.shape[:2]
     x0, y0 = max(0, left), max(0, top)
     x1, y1 = min(frame_width, left + overlay.width), min(frame_height, top + overlay.height)
@@ -305,7 +314,8 @@ def _blend(frame: np.ndarray, overlay: _Overlay, left: int, top: int) -> None:
         return
     region = frame[y0:y1, x0:x1]
     window = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
-    mixed = np.multiply(region, overlay.complement[window], dtype=np.uint16)
+    mixed = overlay.scratch[window]
+    np.multiply(region, overlay.complement[window], out=mixed, dtype=np.uint16)
     mixed += overlay.premultiplied[window]
     mixed >>= 8
     np.copyto(region, mixed, casting="unsafe")
@@ -324,7 +334,7 @@ class _ScaledSprite:
 
 @dataclass(frozen=True, eq=False)
 class _Master:
-    image: Image.Image  # RGBA, drawn at `scale` (of the cameo's size at walk scale 1)
+    image: Image.Image  # "RGBa" (premultiplied), drawn at `scale` of the cameo's base size
     scale: float
     anchor_x: float
     anchor_y: float
@@ -333,16 +343,17 @@ class _Master:
     def cut(self, scale: float) -> _ScaledSprite:
         ratio = scale / self.scale
         size = (max(1, round(self.image.width * ratio)), max(1, round(self.image.height * ratio)))
+        # Premultiplied, so the resize needs no conversions and soft edges take no fringe.
         rgba = np.asarray(self.image.resize(size, Image.Resampling.BILINEAR))
         torso_left, torso_row = 0, np.zeros((0, 3), dtype=np.uint8)
         if self.has_torso:
             # The master's last row is all torso (it is drawn to run past the bottom edge).
-            solid = np.flatnonzero(rgba[-1, :, 3] >= 128)
+            solid = np.flatnonzero(rgba[-1, :, 3] == 255)
             if solid.size:
                 torso_left = int(solid[0])
                 torso_row = rgba[-1, torso_left : int(solid[-1]) + 1, :3].copy()
         return _ScaledSprite(
-            overlay=_Overlay.from_rgba(rgba),
+            overlay=_Overlay.from_premultiplied(rgba),
             anchor_x=self.anchor_x * ratio,
             anchor_y=self.anchor_y * ratio,
             torso_left=torso_left,
@@ -639,12 +650,14 @@ def _draw_master(
         canvas, anchor_x, anchor_y = _draw_person(
             image, drawn_width, drawn_height, torso_color, appearance
         )
-        return _Master(canvas, scale, anchor_x, anchor_y, has_torso=True)
+        return _Master(canvas.convert("RGBa"), scale, anchor_x, anchor_y, has_torso=True)
     card = _with_alpha(
         image.resize((drawn_width, drawn_height), Image.Resampling.LANCZOS),
         _feathered_card(drawn_width, drawn_height),
     )
-    return _Master(card, scale, drawn_width / 2, drawn_height / 2, has_torso=False)
+    return _Master(
+        card.convert("RGBa"), scale, drawn_width / 2, drawn_height / 2, has_torso=False
+    )
 
 
 def _lane_walk(
@@ -712,7 +725,7 @@ def _label_overlay(lines: list[str], width: int, height: int) -> tuple[_Overlay,
             font=font,
             fill=(255, 255, 255, 255),
         )
-    overlay = _Overlay.from_rgba(np.asarray(image))
+    overlay = _Overlay.from_premultiplied(np.asarray(image.convert("RGBa")))
     return overlay, (width - box_width) // 2, round(height * 0.025)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from onnx import TensorProto, helper, numpy_helper
-from pytest_django.fixtures import SettingsWrapper
 
 from cameos.faces import (
     DetectedFace,
@@ -79,7 +79,9 @@ def test_it_finds_the_six_people_of_the_group_photo(engine: FaceEngine) -> None:
     scores = [face.score for face in faces]
     assert scores == sorted(scores, reverse=True)
     for (centre_x, centre_y), size in GROUP_PHOTO_FACES:
-        nearest = min(faces, key=lambda face: np.hypot(*np.subtract(_centre(face), (centre_x, centre_y))))
+        nearest = min(
+            faces, key=lambda face: np.hypot(*np.subtract(_centre(face), (centre_x, centre_y)))
+        )
         assert np.hypot(*np.subtract(_centre(nearest), (centre_x, centre_y))) < size / 4
 
 
@@ -172,7 +174,7 @@ def test_embeddings_of_different_engines_refuse_to_compare(
 
 
 def test_get_engine_returns_one_instance_per_process(
-    engine: FaceEngine, settings: SettingsWrapper
+    engine: FaceEngine, settings: Any
 ) -> None:
     settings.FACE_ENGINE = "dlib"
 
@@ -181,17 +183,19 @@ def test_get_engine_returns_one_instance_per_process(
 
 
 def test_it_refuses_an_unknown_engine_name() -> None:
-    with pytest.raises(ValueError, match="unknown face engine 'facenet'; choose one of dlib, insightface"):
+    with pytest.raises(
+        ValueError, match="unknown face engine 'facenet'; choose one of dlib, insightface"
+    ):
         get_engine("facenet")
 
 
-def test_the_configured_engine_loads(settings: SettingsWrapper) -> None:
+def test_the_configured_engine_loads(settings: Any) -> None:
     settings.FACE_ENGINE = "dlib"
 
     check_engine_configuration()
 
 
-def test_the_configuration_check_names_what_is_missing(settings: SettingsWrapper) -> None:
+def test_the_configuration_check_names_what_is_missing(settings: Any) -> None:
     settings.FACE_ENGINE = "facenet"
     with pytest.raises(ImproperlyConfigured, match="FACE_ENGINE='facenet' is not a face engine"):
         check_engine_configuration()
@@ -206,8 +210,8 @@ def test_a_small_calibration_run_has_no_false_match_at_the_threshold(engine: Fac
     result = measure(engine, augmentations_per_identity=2, seed=11)
 
     assert result.identities == 8
-    assert result.images >= 20
-    assert len(result.impostor) > 300
+    assert result.undetected <= 2
+    assert len(result.impostor) >= 200
     false_match_rate, false_non_match_rate = result.error_rates(engine.match_threshold)
     assert false_match_rate == 0.0
     assert false_non_match_rate < 0.1
@@ -245,7 +249,9 @@ def _recognition_model(path: Path, *, dimension: int = 64, side: int = 112, seed
     weights = np.random.default_rng(seed).standard_normal((48, dimension)).astype(np.float32)
     block = side // 4
     nodes = [
-        helper.make_node("AveragePool", ["data"], ["pooled"], kernel_shape=[block, block], strides=[block, block]),
+        helper.make_node(
+            "AveragePool", ["data"], ["pooled"], kernel_shape=[block, block], strides=[block, block]
+        ),
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("MatMul", ["flat", "projection"], ["fc1"]),
     ]
@@ -272,14 +278,26 @@ def _detection_model(path: Path) -> Path:
             ]
             reshaped = f"{name}_logit" if kind == "score" else name
             nodes += [
-                helper.make_node("AveragePool", ["input.1"], [f"{name}_pool"], kernel_shape=[stride, stride], strides=[stride, stride]),
-                helper.make_node("Conv", [f"{name}_pool", f"{name}_w", f"{name}_b"], [f"{name}_conv"]),
-                helper.make_node("Transpose", [f"{name}_conv"], [f"{name}_nhwc"], perm=[0, 2, 3, 1]),
+                helper.make_node(
+                    "AveragePool",
+                    ["input.1"],
+                    [f"{name}_pool"],
+                    kernel_shape=[stride, stride],
+                    strides=[stride, stride],
+                ),
+                helper.make_node(
+                    "Conv", [f"{name}_pool", f"{name}_w", f"{name}_b"], [f"{name}_conv"]
+                ),
+                helper.make_node(
+                    "Transpose", [f"{name}_conv"], [f"{name}_nhwc"], perm=[0, 2, 3, 1]
+                ),
                 helper.make_node("Reshape", [f"{name}_nhwc", f"{name}_shape"], [reshaped]),
             ]
             if kind == "score":
                 nodes.append(helper.make_node("Sigmoid", [reshaped], [name]))
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [f"{name}_n", width]))
+            outputs.append(
+                helper.make_tensor_value_info(name, TensorProto.FLOAT, [f"{name}_n", width])
+            )
     graph = helper.make_graph(
         nodes,
         "detection",
@@ -301,7 +319,9 @@ def _tiny_model_folder(folder: Path) -> Path:
 
 def _astronaut_face_for_insightface() -> DetectedFace:
     # SCRFD's point order: eyes (image left, image right), nose tip, mouth corners.
-    landmarks = np.array([[203.5, 102.0], [246.5, 104.5], [224.0, 135.0], [208.0, 152.0], [242.0, 153.0]])
+    landmarks = np.array(
+        [[203.5, 102.0], [246.5, 104.5], [224.0, 135.0], [208.0, 152.0], [242.0, 153.0]]
+    )
     return DetectedFace(
         box=(174.0, 74.0, 274.0, 174.0),
         landmarks=landmarks,
@@ -328,7 +348,9 @@ def test_insightface_loads_a_model_folder_and_embeds_offline(tmp_path: Path) -> 
     assert embedding.vector.shape == (64,)
     assert embedding.vector.dtype == np.float32
     assert np.linalg.norm(embedding.vector) == pytest.approx(1.0, abs=1e-5)
-    assert engine.distance(embedding, engine.embed(astronaut(), face)) == pytest.approx(0.0, abs=1e-6)
+    assert engine.distance(embedding, engine.embed(astronaut(), face)) == pytest.approx(
+        0.0, abs=1e-6
+    )
     moved = DetectedFace(
         box=face.box,
         landmarks=face.landmarks + np.array([40.0, 200.0]),
@@ -358,7 +380,9 @@ def test_insightface_ids_tell_two_models_of_one_name_apart(tmp_path: Path) -> No
 
 
 def test_insightface_refuses_a_missing_or_empty_folder(tmp_path: Path) -> None:
-    with pytest.raises(ImproperlyConfigured, match=f"FACE_MODEL_DIR={tmp_path / 'absent'} does not exist"):
+    with pytest.raises(
+        ImproperlyConfigured, match=f"FACE_MODEL_DIR={tmp_path / 'absent'} does not exist"
+    ):
         InsightFaceEngine(tmp_path / "absent")
     with pytest.raises(ImproperlyConfigured, match="needs FACE_MODEL_DIR"):
         InsightFaceEngine("")
@@ -367,7 +391,9 @@ def test_insightface_refuses_a_missing_or_empty_folder(tmp_path: Path) -> None:
         InsightFaceEngine(tmp_path / "file")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "README.txt").write_text("models go here")
-    with pytest.raises(ImproperlyConfigured, match="has no .onnx files; it must contain exactly one SCRFD"):
+    with pytest.raises(
+        ImproperlyConfigured, match="has no .onnx files; it must contain exactly one SCRFD"
+    ):
         InsightFaceEngine(tmp_path / "empty")
 
 
@@ -379,7 +405,9 @@ def test_insightface_refuses_files_that_are_not_models(tmp_path: Path) -> None:
         InsightFaceEngine(tmp_path)
 
     (tmp_path / "w600k_r50.onnx").write_bytes(b"")
-    with pytest.raises(ImproperlyConfigured, match="w600k_r50.onnx .*is empty or not an ONNX model"):
+    with pytest.raises(
+        ImproperlyConfigured, match="w600k_r50.onnx .*is empty or not an ONNX model"
+    ):
         InsightFaceEngine(tmp_path)
 
 
