@@ -9,6 +9,8 @@ database.
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -62,10 +64,17 @@ def open_sealed(token: bytes) -> bytes:
         raise SealedFileUnreadable("no configured key opens this file") from None
 
 
+def _unique(name: str) -> str:
+    # The media storage overwrites (outputs are idempotent); sealed files never should.
+    stem, dot, extension = name.rpartition(".")
+    suffix = secrets.token_hex(6)
+    return f"{stem}-{suffix}{dot}{extension}" if dot else f"{name}-{suffix}"
+
+
 def save_sealed(name: str, data: bytes) -> tuple[str, str]:
-    """Store `data` encrypted under `name`; returns (stored name, key id)."""
+    """Store `data` encrypted under a unique name made from `name`: (stored name, key id)."""
     token, sealed_with = seal(data)
-    return default_storage.save(name, ContentFile(token)), sealed_with
+    return default_storage.save(_unique(name), ContentFile(token)), sealed_with
 
 
 def read_sealed(name: str) -> bytes:
@@ -86,4 +95,5 @@ def reseal(name: str) -> tuple[str, str]:
         rotated = multi.rotate(token)
     except InvalidToken:
         raise SealedFileUnreadable(f"no configured key opens {name}") from None
-    return default_storage.save(name, ContentFile(rotated)), current
+    base = re.sub(r"-[0-9a-f]{12}(?=\.sealed$)", "", name)
+    return default_storage.save(_unique(base), ContentFile(rotated)), current

@@ -68,8 +68,13 @@ class ParsedRule:
 
 @dataclass(frozen=True)
 class RuleDecision:
-    """The verdict on one prompt. When refused, `rule_index` and `rule_text` name the rule
-    (for the owner's eyes only); `scores` holds every rule's best semantic similarity."""
+    """The verdict on one prompt.
+
+    When refused, `rule_index` and `rule_text` name the rule (for the owner's eyes only),
+    `matched_words` the prompt's words a keyword match found. `score` and `scores` (one per
+    rule, in order) are semantic scores: standard deviations above the rule's similarity to
+    ordinary prompts; SEMANTIC_THRESHOLD or more refuses.
+    """
 
     is_allowed: bool
     rule_index: int | None = None
@@ -138,46 +143,14 @@ _STOPWORDS = frozenset(
     show shows showing shown make makes making made
     """.split()
 )
-# (suffix, shortest stem it may leave); longest first, stripped repeatedly.
-_SUFFIXES = (
-    ("ations", 3),
-    ("ation", 3),
-    ("ically", 3),
-    ("ical", 3),
-    ("ments", 3),
-    ("ment", 3),
-    ("ness", 3),
-    ("ings", 3),
-    ("ing", 3),
-    ("ities", 3),
-    ("ity", 3),
-    ("ives", 3),
-    ("ive", 3),
-    ("ious", 3),
-    ("ous", 3),
-    ("ence", 3),
-    ("ance", 3),
-    ("ents", 3),
-    ("ent", 3),
-    ("ists", 3),
-    ("ist", 3),
-    ("isms", 3),
-    ("ism", 3),
-    ("ians", 3),
-    ("ian", 3),
-    ("ion", 4),
-    ("ies", 3),
-    ("ied", 3),
-    ("ers", 3),
-    ("er", 3),
-    ("ed", 3),
-    ("ly", 3),
-    ("al", 3),
-    ("ic", 3),
-    ("es", 3),
-    ("s", 2),
-    ("e", 3),
-    ("y", 3),
+# (suffix, shortest stem it may leave), longest first, stripped repeatedly. "ion" keeps 4 letters
+# so "onion" stays; a plural "s" may leave 2 so "ads" gives "ad".
+_SUFFIXES = tuple(
+    (suffix, {"ion": 4, "s": 2}.get(suffix, 3))
+    for suffix in """
+    ations ation ically ical ments ment ness ings ing ities ity ives ive ious ous ence ance ents
+    ent ists ist isms ism ians ian ion ies ied ers er ed ly al ic es s e y
+    """.split()
 )
 _VOWELS = frozenset("aeiou")
 
@@ -211,13 +184,14 @@ def stem(word: str) -> str:
     return word
 
 
+def _content_words(text: str) -> list[str]:
+    words = (word.split("'")[0] for word in _WORD.findall(text.lower()))  # "maya's" -> "maya"
+    return [word for word in words if word not in _STOPWORDS]
+
+
 def content_stems(text: str) -> frozenset[str]:
     """Stems of `text`'s words that are not stopwords."""
-    return frozenset(
-        stem(word.split("'")[0])
-        for word in _WORD.findall(text.lower())
-        if word.split("'")[0] not in _STOPWORDS
-    )
+    return frozenset(stem(word) for word in _content_words(text))
 
 
 def _strip_repeatedly(pattern: re.Pattern[str], text: str) -> tuple[str, bool]:
@@ -287,7 +261,9 @@ def validate_rules(rules: Sequence[str]) -> list[str]:
 
 _MENTION = re.compile(r"@([A-Za-z0-9_.]+)")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
-_CLAUSE_BREAK = re.compile(r",\s*(?:and\s+then\s+|and\s+|then\s+)?|\s+(?:and\s+then|then|while|but)\s+")
+_CLAUSE_BREAK = re.compile(
+    r",\s*(?:and\s+then\s+|and\s+|then\s+)?|\s+(?:and\s+then|then|while|but)\s+"
+)
 
 
 def prompt_clauses(prompt: str) -> list[str]:
@@ -309,7 +285,9 @@ def prompt_clauses(prompt: str) -> list[str]:
                 clauses.append(clause)
     if len(clauses) > MAX_PROMPT_CLAUSES:
         size = -(-len(clauses) // MAX_PROMPT_CLAUSES)
-        clauses = [", ".join(clauses[start : start + size]) for start in range(0, len(clauses), size)]
+        clauses = [
+            ", ".join(clauses[start : start + size]) for start in range(0, len(clauses), size)
+        ]
     return clauses
 
 
@@ -428,7 +406,9 @@ def _embed(prompt_texts: list[str], topics: list[str]) -> tuple[FloatArray, Floa
         _rule_vectors.put(topic, vector)
         topic_vectors[topic] = vector
     found = [topic_vectors[topic] for topic in topics]
-    stacked = np.stack([vector for vector in found if vector is not None]) if topics else vectors[:0]
+    stacked = (
+        np.stack([vector for vector in found if vector is not None]) if topics else vectors[:0]
+    )
     return vectors[: len(prompt_texts)], stacked
 
 
@@ -500,7 +480,11 @@ def check_prompt_against_rules(prompt: str, rules: Sequence[str]) -> RuleDecisio
                     rule_index=index,
                     rule_text=rules[index],
                     match_kind=MatchKind.KEYWORD,
-                    matched_words=tuple(sorted(keywords)),
+                    matched_words=tuple(
+                        dict.fromkeys(
+                            word for word in _content_words(prompt) if stem(word) in keywords
+                        )
+                    ),
                     score=scores[index],
                     scores=tuple(scores),
                 )

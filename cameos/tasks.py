@@ -18,3 +18,11 @@ def resend_checks_task() -> int:
     for check_id in pending:
         check_recording_task.delay(check_id)
     return len(pending)
+
+
+@shared_task(ignore_result=True)
+def expire_unused_cameos_task() -> int:
+    """Erase the biometric data of cameos unused for CAMEO_RETENTION_MONTHS (beat, hourly)."""
+    from cameos.actions.erasure import do_expire_unused_cameos
+
+    return do_expire_unused_cameos()

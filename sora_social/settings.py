@@ -180,6 +180,7 @@ REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 15, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "generation.tasks.reap_jobs_task", "schedule": REAPER_INTERVAL_SECONDS},
     "resend-cameo-checks": {"task": "cameos.tasks.resend_checks_task", "schedule": 30},
+    "expire-unused-cameos": {"task": "cameos.tasks.expire_unused_cameos_task", "schedule": 3600},
 }
 DAILY_GENERATION_QUOTA = env_int("DAILY_GENERATION_QUOTA", 100, minimum=0)
 CREATE_RATE_LIMIT_PER_MINUTE = env_int("CREATE_RATE_LIMIT_PER_MINUTE", 60, minimum=1)

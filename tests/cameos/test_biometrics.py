@@ -1,0 +1,143 @@
+"""Biometric data: encrypted at rest, searched per engine, erased on time, keys rotated."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import timezone
+from PIL import Image
+
+from cameos.actions.erasure import do_expire_unused_cameos, do_rotate_reference_keys
+from cameos.crypto import read_sealed
+from cameos.faces import get_engine
+from cameos.models import Cameo, CameoEvent, FaceVector, ReferenceImage
+from cameos.search import nearest_cameos
+from tests.cameos.cameos import reference_face, registered_cameo
+from tests.cameos.images import astronaut, group_photo_face
+from tests.conftest import Member
+
+pytestmark = pytest.mark.django_db
+
+
+def _stored(name: str) -> bytes:
+    return (Path(settings.MEDIA_ROOT) / name).read_bytes()
+
+
+def test_reference_crops_are_encrypted_at_rest_and_open_with_the_key(alice: Member) -> None:
+    cameo = registered_cameo(alice.user)
+
+    reference = ReferenceImage.objects.get(cameo=cameo)
+    sealed = _stored(reference.file)
+    assert not sealed.startswith(b"\x89PNG")
+    opened = Image.open(io.BytesIO(read_sealed(reference.file)))
+    assert opened.format == "PNG"
+    assert min(opened.size) >= 100
+    vector = FaceVector.objects.get(cameo=cameo)
+    assert (vector.engine, vector.dimension) == (get_engine().id, get_engine().dimension)
+    assert cameo.face_engine == get_engine().id
+
+
+def test_the_same_face_on_another_account_goes_to_review(alice: Member, bob: Member) -> None:
+    registered_cameo(alice.user, astronaut())
+    blurred = np.asarray(Image.fromarray(astronaut()).resize((384, 384)))
+
+    copy = registered_cameo(bob.user, blurred)
+
+    assert copy.status == Cameo.Status.IN_REVIEW
+    assert CameoEvent.objects.filter(cameo=copy, kind=CameoEvent.Kind.SENT_TO_REVIEW).exists()
+
+
+def test_search_finds_the_owner_and_never_mixes_engines(
+    alice: Member, bob: Member, charlie: Member
+) -> None:
+    alice_cameo = registered_cameo(alice.user, astronaut())
+    registered_cameo(bob.user, group_photo_face(1))
+    engine = get_engine()
+    # A vector of another engine with the same dimension, right on top of the probe.
+    probe = reference_face(np.asarray(Image.fromarray(astronaut()).rotate(8)))
+    FaceVector.objects.create(
+        cameo=registered_cameo(charlie.user, group_photo_face(3)), engine="another-engine",
+        dimension=engine.dimension, embedding=probe.embedding.vector,
+    )
+
+    matches = nearest_cameos(engine, probe.embedding.vector, limit=3)
+
+    assert matches[0].cameo_id == alice_cameo.pk
+    assert matches[0].distance <= engine.match_threshold
+    assert all(match.distance > 1e-6 for match in matches)
+    assert nearest_cameos(engine, probe.embedding.vector, exclude_owner_id=alice.user.pk,
+                          max_distance=engine.match_threshold) == []
+
+
+def test_the_search_uses_the_engines_hnsw_index(alice: Member) -> None:
+    registered_cameo(alice.user)
+    dimension = get_engine().dimension
+    vector = "[" + ",".join(["0.1"] * dimension) + "]"
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        query = (
+            f"EXPLAIN SELECT cameo_id FROM cameos_facevector WHERE dimension = {dimension} "
+            f"AND engine = %s ORDER BY embedding::vector({dimension}) <-> %s::vector({dimension}) "
+            "LIMIT 10"
+        )
+        cursor.execute(
+            query, [get_engine().id, vector],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert f"cameos_facevector_hnsw_{dimension}_l2" in plan
+
+
+def test_unused_cameos_lose_their_biometric_data_after_the_retention_period(
+    alice: Member, bob: Member, django_capture_on_commit_callbacks: Any
+) -> None:
+    stale = registered_cameo(alice.user, astronaut())
+    fresh = registered_cameo(bob.user, group_photo_face(2))
+    long_ago = timezone.now() - datetime.timedelta(days=31 * settings.CAMEO_RETENTION_MONTHS)
+    Cameo.objects.filter(pk=stale.pk).update(verified_at=long_ago, last_used_at=long_ago)
+    files = list(ReferenceImage.objects.filter(cameo=stale).values_list("file", flat=True))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert do_expire_unused_cameos() == 1
+
+    stale.refresh_from_db()
+    assert stale.status == Cameo.Status.EXPIRED
+    assert FaceVector.objects.filter(cameo=stale).count() == 0
+    assert ReferenceImage.objects.filter(cameo=stale).count() == 0
+    assert not any((Path(settings.MEDIA_ROOT) / name).exists() for name in files)
+    erased = CameoEvent.objects.get(cameo=stale, kind=CameoEvent.Kind.BIOMETRICS_ERASED)
+    assert erased.details == {"reference_images": 1, "face_vectors": 1}
+    assert erased.reason == "retention"
+    assert Cameo.objects.get(pk=fresh.pk).status == Cameo.Status.VERIFIED
+    assert FaceVector.objects.filter(cameo=fresh).count() == 1
+
+
+def test_rotating_the_key_re_encrypts_every_reference(
+    alice: Member, django_capture_on_commit_callbacks: Any
+) -> None:
+    registered_cameo(alice.user)
+    old_key = settings.CAMEO_ENCRYPTION_KEYS[0]
+    new_key = Fernet.generate_key().decode()
+    before = ReferenceImage.objects.get()
+    plain = read_sealed(before.file)
+
+    with override_settings(CAMEO_ENCRYPTION_KEYS=[new_key, old_key]), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert do_rotate_reference_keys() == 1
+        assert do_rotate_reference_keys() == 0
+
+    after = ReferenceImage.objects.get()
+    assert after.key_id != before.key_id
+    assert not (Path(settings.MEDIA_ROOT) / before.file).exists()
+    with override_settings(CAMEO_ENCRYPTION_KEYS=[new_key]):
+        assert read_sealed(after.file) == plain
