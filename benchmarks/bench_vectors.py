@@ -20,13 +20,14 @@ Synthetic data (`generate_embeddings`), deterministic from the seed: isotropic r
 make every point's ten nearest neighbours near-ties, on which no HNSW reaches high recall (see
 cameos/RESEARCH.md section 5), so the vectors have the structure of face embeddings instead:
 - An identity's centre is unit(0.6 * B u + 0.8 * v): u uniform on the 16-d sphere, B a random
-  orthonormal 512 x 16 basis (a population structure carrying 36% of the variance; deep face
-  representations have a low intrinsic dimension, Gong et al., CVPR 2019), v uniform on the
+  orthonormal 512 x 16 basis (a population structure carrying 36% of the variance: deep face
+  representations have a low intrinsic dimension, Gong, Boddeti and Jain, CVPR 2019; it is
+  also what makes the graph navigable, as isotropic centres are not), v uniform on the
   512-d sphere (what is particular to that identity). Centres of two identities have cosine
-  0 +- 0.09.
+  0 +- 0.10.
 - A capture is unit(cos t * centre + sin t * w), w a random unit vector orthogonal to the
   centre and cos t uniform in [0.6, 0.8]; two captures of one identity have cosine ~0.5,
-  captures of different identities 0 +- 0.05.
+  captures of different identities 0 +- 0.06.
 - Every enrolled identity has 10 captures (rows), so a recapture's exact top 10 is its own
   identity's captures. Queries are fresh captures: 80% of enrolled identities ("recapture"),
   20% of identities never enrolled, whose exact top 10 are near-tied strangers (cosine ~0.2,
@@ -81,7 +82,6 @@ RECAPTURE_SHARE = 0.8
 
 P95_TARGET_MS = 20.0
 RECALL_TARGET = 0.98
-
 
 
 @dataclasses.dataclass(frozen=True)

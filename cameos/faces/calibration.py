@@ -184,9 +184,10 @@ def augment(
             cv2.cvtColor(output, cv2.COLOR_RGB2BGR),
             [cv2.IMWRITE_JPEG_QUALITY, augmentation.jpeg_quality],
         )
-        if not ok:
-            raise RuntimeError("JPEG encoding failed")
-        output = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else None
+        if decoded is None:
+            raise RuntimeError(f"JPEG round trip failed at quality {augmentation.jpeg_quality}")
+        output = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(output), (target_x, target_y), face_size
 
 
@@ -309,8 +310,8 @@ def measure(
     samples, undetected = collect_samples(
         engine, augmentations_per_identity=augmentations_per_identity, seed=seed, sources=sources
     )
-    genuine = []
-    impostor = []
+    genuine: list[Pair] = []
+    impostor: list[Pair] = []
     for index, first in enumerate(samples):
         for second in samples[index + 1 :]:
             pair = Pair(engine.distance(first.embedding, second.embedding), first, second)

@@ -80,6 +80,7 @@ MAX_BUCKETS = 10
 # The master is drawn this much larger than the largest bucket, so every bucket is a downscale
 # and the drawn shapes come out anti-aliased.
 MASTER_OVERSAMPLE = 1.25
+BAND_ROWS = 32  # sprites are blended in bands of this many rows (see `_Overlay`)
 HEAD_FEATHER = 0.18  # of the ellipse's radius
 CARD_FEATHER = 0.07  # of the card's shorter side
 TORSO_WIDTH = 1.6  # of the crop width
@@ -277,24 +278,42 @@ class _TooLarge(Exception):
 class _Overlay:
     """An image prepared for `_blend`.
 
-    Stored per channel, because numpy blends three-channel arrays several times faster than it
-    broadcasts one alpha channel over three: 255 x the premultiplied colour + 255 (so that alpha
-    0 leaves the frame exactly as it was after the shift), 255 - alpha, and a scratch buffer so
-    that a frame's blend allocates nothing.
+    Kept per channel, because numpy blends three-channel arrays several times faster than it
+    broadcasts one alpha channel over three, with a scratch buffer so that a blend allocates
+    nothing. The image is cut into bands of rows, each with its visible columns and, within
+    them, its opaque ones: transparent margins are skipped and opaque middles copied.
     """
 
-    premultiplied: np.ndarray  # uint16 (height, width, 3)
-    complement: np.ndarray  # uint8 (height, width, 3)
+    color: np.ndarray  # uint8 (height, width, 3), premultiplied by alpha
+    complement: np.ndarray  # uint8 (height, width, 3): 255 - alpha
     scratch: np.ndarray  # uint16 (height, width, 3)
+    # (top, bottom, left, solid left, solid right, right) in overlay pixels; right exclusive.
+    bands: tuple[tuple[int, int, int, int, int, int], ...]
 
     @classmethod
     def from_premultiplied(cls, rgba: np.ndarray) -> _Overlay:
         """`rgba`: (height, width, 4) uint8 with premultiplied colour (PIL's "RGBa")."""
-        premultiplied = np.multiply(rgba[..., :3], 255, dtype=np.uint16)
-        premultiplied += 255
-        complement = np.empty(premultiplied.shape, dtype=np.uint8)
-        np.subtract(255, rgba[..., 3:4], out=complement)
-        return cls(premultiplied, complement, np.empty_like(premultiplied))
+        alpha = rgba[..., 3]
+        complement = np.empty(rgba.shape[:2] + (3,), dtype=np.uint8)
+        np.subtract(255, alpha[..., np.newaxis], out=complement)
+        bands = []
+        for top in range(0, alpha.shape[0], BAND_ROWS):
+            band = alpha[top : top + BAND_ROWS]
+            visible = np.flatnonzero(band.max(axis=0))
+            if visible.size == 0:
+                continue
+            left, right = int(visible[0]), int(visible[-1]) + 1
+            solid_left, solid_right = _longest_run(band.min(axis=0) == 255)
+            if solid_right - solid_left < BAND_ROWS:
+                solid_left = solid_right = right  # not worth a separate copy
+            bottom = min(alpha.shape[0], top + BAND_ROWS)
+            bands.append((top, bottom, left, solid_left, solid_right, right))
+        return cls(
+            color=np.ascontiguousarray(rgba[..., :3]),
+            complement=complement,
+            scratch=np.empty(complement.shape, dtype=np.uint16),
+            bands=tuple(bands),
+        )
 
     @property
     def width(self) -> int:
@@ -305,20 +324,52 @@ class _Overlay:
         return int(self.complement.shape[0])
 
 
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """The longest run of True in a 1-D boolean array, as (start, end); (0, 0) when none."""
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if starts.size == 0:
+        return 0, 0
+    longest = int(np.argmax(ends - starts))
+    return int(starts[longest]), int(ends[longest])
+
+
 def _blend(frame: np.ndarray, overlay: _Overlay, left: int, top: int) -> None:
     """Composite `overlay` over `frame` (in place) with its top-left corner at (left, top)."""
     frame_height, frame_width = frame.shape[:2]
-    x0, y0 = max(0, left), max(0, top)
-    x1, y1 = min(frame_width, left + overlay.width), min(frame_height, top + overlay.height)
-    if x1 <= x0 or y1 <= y0:
-        return
-    region = frame[y0:y1, x0:x1]
-    window = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
-    mixed = overlay.scratch[window]
-    np.multiply(region, overlay.complement[window], out=mixed, dtype=np.uint16)
-    mixed += overlay.premultiplied[window]
-    mixed >>= 8
-    np.copyto(region, mixed, casting="unsafe")
+    for (
+        band_top,
+        band_bottom,
+        visible_left,
+        solid_left,
+        solid_right,
+        visible_right,
+    ) in overlay.bands:
+        y0, y1 = max(0, top + band_top), min(frame_height, top + band_bottom)
+        if y1 <= y0:
+            continue
+        rows = slice(y0 - top, y1 - top)
+        for start, end, is_solid in (
+            (visible_left, solid_left, False),
+            (solid_left, solid_right, True),
+            (solid_right, visible_right, False),
+        ):
+            x0, x1 = max(0, left + start), min(frame_width, left + end)
+            if x1 <= x0:
+                continue
+            region = frame[y0:y1, x0:x1]
+            window = (rows, slice(x0 - left, x1 - left))
+            if is_solid:
+                region[...] = overlay.color[window]
+                continue
+            # frame x (255 - alpha) / 256 + colour x alpha: exact at alpha 0 and 255, within
+            # one level between, and never above 255.
+            mixed = overlay.scratch[window]
+            np.multiply(region, overlay.complement[window], out=mixed, dtype=np.uint16)
+            mixed += 255
+            mixed >>= 8
+            mixed += overlay.color[window]
+            np.copyto(region, mixed, casting="unsafe")
 
 
 @dataclass(frozen=True, eq=False)
@@ -655,9 +706,7 @@ def _draw_master(
         image.resize((drawn_width, drawn_height), Image.Resampling.LANCZOS),
         _feathered_card(drawn_width, drawn_height),
     )
-    return _Master(
-        card.convert("RGBa"), scale, drawn_width / 2, drawn_height / 2, has_torso=False
-    )
+    return _Master(card.convert("RGBa"), scale, drawn_width / 2, drawn_height / 2, has_torso=False)
 
 
 def _lane_walk(

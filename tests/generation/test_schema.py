@@ -8,11 +8,15 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 V1_OPERATIONS = {
-    ("/v1/videos", "post"): {"200", "400", "401", "409", "429", "503"},
+    ("/v1/videos", "post"): {"200", "400", "401", "403", "409", "429", "503"},
     ("/v1/videos", "get"): {"200", "400", "401", "503"},
     ("/v1/videos/{video_id}", "get"): {"200", "401", "404", "503"},
     ("/v1/videos/{video_id}", "delete"): {"200", "401", "404", "503"},
-    ("/v1/videos/{video_id}/remix", "post"): {"200", "400", "401", "404", "409", "429", "503"},
+    ("/v1/videos/{video_id}/remix", "post"): {
+        "200", "400", "401", "403", "404", "409", "429", "503"
+    },
+    ("/v1/videos/characters", "post"): {"200", "400", "401", "422", "503"},
+    ("/v1/videos/characters/{character_id}", "get"): {"200", "401", "404", "503"},
     ("/v1/videos/{video_id}/content", "get"): {
         "200", "206", "302", "400", "401", "404", "416", "503"
     },
