@@ -150,3 +150,24 @@ def test_signup_refuses_a_handle_shorter_than_three_characters() -> None:
     assert response.json()["error"]["code"] == "invalid"
     assert list(response.json()["error"]["fields"]) == ["handle"]
     assert User.objects.count() == 0
+
+
+def test_follows_and_blocks_by_handle(alice: Member, bob: Member) -> None:
+    from sora_social.accounts.models import Block, Follow
+
+    client = _bearer(alice.key)
+
+    assert client.put("/api/follows/@bob").status_code == 204
+    assert client.put("/api/follows/bob").status_code == 204  # twice is once
+    assert Follow.objects.filter(follower=alice.user, followee=bob.user).count() == 1
+    assert client.put("/api/follows/alice").status_code == 400
+    assert client.put("/api/follows/nobody_at_all").status_code == 404
+    _bearer(bob.key).put("/api/follows/alice")
+    assert client.put("/api/blocks/bob").status_code == 204
+    assert Block.objects.filter(blocker=alice.user, blocked=bob.user).exists()
+    # A blocked person stops following the blocker.
+    assert not Follow.objects.filter(follower=bob.user, followee=alice.user).exists()
+    assert client.delete("/api/blocks/bob").status_code == 204
+    assert client.delete("/api/follows/bob").status_code == 204
+    assert Block.objects.count() == 0
+    assert Follow.objects.count() == 0

@@ -9,4 +9,6 @@ urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),
     path("keys", views.ApiKeyListView.as_view(), name="api-keys"),
     path("keys/<int:key_id>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("follows/<str:handle>", views.FollowView.as_view(), name="api-follow"),
+    path("blocks/<str:handle>", views.BlockView.as_view(), name="api-block"),
 ]

@@ -12,9 +12,14 @@ from rest_framework.views import APIView
 
 from sora_social.accounts.actions import (
     access_api_key,
+    access_user_by_handle,
+    do_block,
     do_create_user,
+    do_follow,
     do_issue_api_key,
     do_revoke_api_key,
+    do_unblock,
+    do_unfollow,
     do_update_profile,
 )
 from sora_social.accounts.api.serializers import (
@@ -26,6 +31,7 @@ from sora_social.accounts.api.serializers import (
 )
 from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import ApiKey, User
+from sora_social.api_schema import ApiErrorSerializer
 from sora_social.errors import api_error_body
 
 
@@ -115,4 +121,35 @@ class ApiKeyDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key_id: int) -> Response:
         do_revoke_api_key(access_api_key(request_user(request), key_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+_PERSON_ERRORS = {status_code: ApiErrorSerializer for status_code in (400, 401, 404)}
+
+
+class FollowView(APIView):
+    """Follow someone; two follows in opposite directions make mutual followers."""
+
+    @extend_schema(request=None, responses={204: None, **_PERSON_ERRORS})
+    def put(self, request: Request, handle: str) -> Response:
+        do_follow(request_user(request), access_user_by_handle(handle))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None, **_PERSON_ERRORS})
+    def delete(self, request: Request, handle: str) -> Response:
+        do_unfollow(request_user(request), access_user_by_handle(handle))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlockView(APIView):
+    """Block someone: they may never use your cameos, whatever else you allowed."""
+
+    @extend_schema(request=None, responses={204: None, **_PERSON_ERRORS})
+    def put(self, request: Request, handle: str) -> Response:
+        do_block(request_user(request), access_user_by_handle(handle))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None, **_PERSON_ERRORS})
+    def delete(self, request: Request, handle: str) -> Response:
+        do_unblock(request_user(request), access_user_by_handle(handle))
         return Response(status=status.HTTP_204_NO_CONTENT)
