@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test faults lint licences notices sbom bench install browser clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP)

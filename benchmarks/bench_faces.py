@@ -1,6 +1,6 @@
 """The dlib face engine's cost: model load, detection per 1280x720 frame and per face, embedding.
 
-The frame is rows 60-779 of insightface's t1.jpg: six faces of 88-126 px, about what a person
+The frame is rows 40-759 of insightface's t1.jpg: six faces of 88-126 px, about what a person
 takes up in a 720p video. Detection includes the 5-point landmarks and the false-positive check.
 
     python -m benchmarks.bench_faces
@@ -23,7 +23,7 @@ def run(repeats: int = REPEATS, loads: int = LOADS) -> dict[str, Any]:
     from cameos.faces.calibration import group_photo
     from cameos.faces.dlib_engine import DlibEngine
 
-    frame = group_photo()[60:780].copy()
+    frame = group_photo()[40:760].copy()
     load_seconds = []
     for _ in range(loads):
         started = time.perf_counter()

@@ -115,6 +115,14 @@ LICENCE_EXCEPTIONS: tuple[LicenceException, ...] = (
         "no licence of its own.",
     ),
     LicenceException(
+        package="tokenizers",
+        version="0.23.3",
+        licence="Apache-2.0",
+        reason="Its classifier says only 'Apache Software License' and the wheel ships no "
+        "licence file to settle the version; Hugging Face's tokenizers repository is "
+        "Apache-2.0.",
+    ),
+    LicenceException(
         package="pgserver",
         version="0.1.4",
         licence="Apache-2.0 AND PostgreSQL",
@@ -149,6 +157,7 @@ _LICENCE_NAMES: dict[str, str] = {
     "modified bsd": "BSD-3-Clause",
     "modified bsd license": "BSD-3-Clause",
     "3-clause bsd": "BSD-3-Clause",
+    "3-clause bsd license": "BSD-3-Clause",
     "bsd 3-clause": "BSD-3-Clause",
     "bsd 3-clause license": "BSD-3-Clause",
     "bsd-3": "BSD-3-Clause",

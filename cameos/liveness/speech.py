@@ -49,7 +49,8 @@ _MIN_WORD_SECONDS = 0.12
 _MAX_GAP_SECONDS = 0.2
 _WORD_PAD_SECONDS = 0.2
 
-Strategy = Literal["whole", "segments", "open"]
+Strategy = Literal["whole", "segments", "open", "compact"]
+DECODER_OPTIONS: dict[str, object] = {}
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ class _Recogniser:
     def __init__(self) -> None:
         from pocketsphinx import Decoder
 
-        self.decoder = Decoder(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL")
+        self.decoder = Decoder(
+            samprate=SAMPLE_RATE, lm=None, loglevel="FATAL", **DECODER_OPTIONS
+        )
         self.searches: set[str] = set()
 
     def decode(self, pcm: bytes, grammar: str, rule: str) -> list[str]:
@@ -124,6 +127,8 @@ def recognise_digits(
         assert _recogniser is not None  # noqa: S101 (load() just made it)
         if strategy == "open":
             words = _recogniser.decode(_pcm(prepared), "digits_any", "<digit>+")
+        elif strategy == "compact":
+            words = _decode_compact(_recogniser, prepared, expected_count)
         elif strategy == "segments":
             words = _decode_segments(_recogniser, prepared, expected_count)
         else:
@@ -134,6 +139,15 @@ def recognise_digits(
 def _decode_whole(recogniser: _Recogniser, audio: np.ndarray, count: int) -> list[str]:
     rule = " ".join(["<digit>"] * count)
     return recogniser.decode(_pcm(audio), f"digits_{count}", rule)
+
+
+def _decode_compact(recogniser: _Recogniser, audio: np.ndarray, count: int) -> list[str]:
+    """The words with the pauses between them shortened, decoded as one utterance."""
+    segments = word_segments(audio)
+    if not segments:
+        return _decode_whole(recogniser, audio, count)
+    compact = np.concatenate([audio[start:end] for start, end in segments])
+    return _decode_whole(recogniser, compact, count)
 
 
 def _decode_segments(recogniser: _Recogniser, audio: np.ndarray, count: int) -> list[str]:

@@ -64,9 +64,13 @@ CHIN_LINE = 0.82
 FACE_SHARE_OF_FRAME = {1: 0.21, 2: 0.2, 3: 0.19}
 CHARACTER_SHARE_OF_FRAME = 0.3
 HEAD_CENTRE_LINE = 0.36  # of the frame height, for a person at walk scale 1
-CARD_CENTRE_LINE = 0.42
+CARD_BELOW_HEAD = 0.06  # a card's centre sits this much lower (of the frame height)
 BACK_ROW_SCALE = 0.93
-BACK_ROW_LIFT = 0.035  # of the frame height
+BACK_ROW_LIFT = 0.035  # of the frame height, for a back row beside a front one
+# Three cameos in a tall frame stand in two rows: two in front, one behind and between them.
+TALL_FRAME = 1.2  # height over width
+TALL_FRONT_ROW_LINE = 0.52
+TALL_BACK_ROW_LINE = 0.25
 LANE_FILL = 0.92  # of its lane's width, at most, for a head or card at its largest
 WALK_SCALES = (0.93, 1.07)  # start and end of the clip: walking nearer
 WALK_LOWERING = 0.6  # head drop per unit of scale growth, in crop heights (nearer is lower)
@@ -494,6 +498,15 @@ def _draw_person(
     canvas.paste(Image.fromarray(np.ascontiguousarray(torso), "RGB"), (0, 0), silhouette)
 
     draw = ImageDraw.Draw(canvas)
+    # Where the arms meet the chest; the creases run on down the frame with the torso's row.
+    crease_color = (*_shade(torso_color, 0.62), 255)
+    for side in (-1, 1):
+        crease_x = centre_x + side * 0.62 * torso_width / 2
+        draw.line(
+            (crease_x, shoulder_top + 0.6 * shoulder_radius, crease_x, canvas_height),
+            fill=crease_color,
+            width=max(1, round(0.012 * torso_width)),
+        )
     skin = _skin_tone(crop)
     neck_half = 0.16 * crop_width
     draw.rectangle(
@@ -709,6 +722,37 @@ def _draw_master(
     return _Master(card.convert("RGBa"), scale, drawn_width / 2, drawn_height / 2, has_torso=False)
 
 
+@dataclass(frozen=True)
+class _Slot:
+    lane_left: float
+    lane_width: float
+    head_line: float  # the head centre's height, of the frame height, at walk scale 1
+    depth: float  # BACK_ROW_SCALE in a back row, else 1
+
+
+def _slots(count: int, width: int, height: int) -> list[_Slot]:
+    """Where each of `count` cameos walks. Lanes are side by side, so heads never overlap,
+    except three in a tall frame: the back one's lane spans the middle, above the other two."""
+    lane = width / max(1, count)
+    front, back = HEAD_CENTRE_LINE, HEAD_CENTRE_LINE - BACK_ROW_LIFT
+    if count == 1:
+        return [_Slot(0, width, front, 1.0)]
+    if count == 2:
+        return [_Slot(0, lane, front, 1.0), _Slot(lane, lane, back, BACK_ROW_SCALE)]
+    if height > TALL_FRAME * width:
+        half = width / 2
+        return [
+            _Slot(0, half, TALL_FRONT_ROW_LINE, 1.0),
+            _Slot(width / 4, half, TALL_BACK_ROW_LINE, BACK_ROW_SCALE),
+            _Slot(half, half, TALL_FRONT_ROW_LINE, 1.0),
+        ]
+    return [
+        _Slot(0, lane, front, 1.0),
+        _Slot(lane, lane, back, BACK_ROW_SCALE),
+        _Slot(2 * lane, lane, front, 1.0),
+    ]
+
+
 def _lane_walk(
     rng: np.random.Generator,
     *,
@@ -795,10 +839,11 @@ class CameoLayer:
             raise ValueError(f"at most {MAX_CAMEOS} cameos can be tagged, got {len(cameos)}")
         self._label: tuple[_Overlay, int, int] | None = None
         count = len(cameos)
-        lane_width = width / max(1, count)
         labels: list[str] = []
         placed: list[tuple[float, int, _CameoSprite]] = []
-        for index, cameo in enumerate(cameos):
+        for index, (cameo, slot) in enumerate(
+            zip(cameos, _slots(count, width, height), strict=True)
+        ):
             if cameo.kind not in ("person", "character"):
                 raise ValueError(f"cameo @{cameo.handle} has unknown kind {cameo.kind!r}")
             if not cameo.images:
@@ -808,25 +853,22 @@ class CameoLayer:
                 cameo.images[0], handle=cameo.handle, keep_alpha=not is_person
             )
             aspect = image.width / image.height
-            # With two or three cameos the middle one stands a little further back.
-            depth = BACK_ROW_SCALE if count > 1 and index == count // 2 else 1.0
+            centre_line = slot.head_line
             if is_person:
                 wanted = FACE_SHARE_OF_FRAME[count] * height / FACE_SHARE_OF_CROP
-                centre_line = HEAD_CENTRE_LINE
                 appearance = parse_preferences(cameo.preferences)
             else:
                 wanted = CHARACTER_SHARE_OF_FRAME * height
-                centre_line = CARD_CENTRE_LINE
+                centre_line += CARD_BELOW_HEAD
                 # A still is not drawn on; every preference is shown in words.
                 appearance = Appearance(not_drawn=" ".join(cameo.preferences.split()))
-            if depth < 1:
-                centre_line -= BACK_ROW_LIFT
-            widest = LANE_FILL * lane_width / (aspect * WALK_SCALES[1] * depth)
+            depth = slot.depth
+            widest = LANE_FILL * slot.lane_width / (aspect * WALK_SCALES[1] * depth)
             base_height = min(wanted, widest)
             walk = _lane_walk(
                 np.random.default_rng([seed, index]),
-                lane_left=index * lane_width,
-                lane_width=lane_width,
+                lane_left=slot.lane_left,
+                lane_width=slot.lane_width,
                 width=base_height * aspect,
                 height=base_height,
                 centre_y=centre_line * height,

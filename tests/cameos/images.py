@@ -48,8 +48,8 @@ def group_photo_face(index: int) -> np.ndarray:
 
 @cache
 def video_frame() -> np.ndarray:
-    """A 1280x720 frame of group_photo(): rows 60 to 779, which hold all six faces whole."""
-    return _read_only(group_photo()[60:780].copy())
+    """A 1280x720 frame of group_photo(): rows 40 to 759, which hold all six faces whole."""
+    return _read_only(group_photo()[40:760].copy())
 
 
 def _read_only(image: np.ndarray) -> np.ndarray:

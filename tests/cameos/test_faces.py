@@ -34,6 +34,7 @@ from tests.cameos.images import (
     group_photo,
     group_photo_face,
     tom_hanks,
+    video_frame,
 )
 
 # Viewing conditions the same person must survive, singly and combined.
@@ -83,6 +84,11 @@ def test_it_finds_the_six_people_of_the_group_photo(engine: FaceEngine) -> None:
             faces, key=lambda face: np.hypot(*np.subtract(_centre(face), (centre_x, centre_y)))
         )
         assert np.hypot(*np.subtract(_centre(nearest), (centre_x, centre_y))) < size / 4
+
+
+def test_it_finds_the_six_people_on_a_720p_frame(engine: FaceEngine) -> None:
+    # Faces of 88-126 px: HOG searches a 1280x720 frame at full resolution.
+    assert len(engine.detect(video_frame())) == 6
 
 
 def test_it_finds_one_face_on_the_astronaut_with_sane_landmarks(engine: FaceEngine) -> None:
