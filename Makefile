@@ -25,6 +25,7 @@ browser:
 # mypy's django-stubs plugin imports the settings: give it URLs so no embedded server starts.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	DATABASE_URL=postgresql://typecheck@localhost/typecheck REDIS_URL=redis://localhost:1/0 \
 	  $(VENV)/bin/mypy .
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
@@ -42,7 +43,7 @@ def nearest_cameos(
     dimension = int(engine.dimension)
     literal = "[" + ",".join(f"{float(value):.7g}" for value in vector) + "]"
     where = ["v.dimension = %s", "v.engine = %s", "c.status = ANY(%s)"]
-    parameters: list[object] = [dimension, engine.id, list(statuses)]
+    parameters: list[Any] = [dimension, engine.id, list(statuses)]
     if exclude_owner_id is not None:
         where.append("c.owner_id <> %s")
         parameters.append(exclude_owner_id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from generation.api.serializers import video_object
 from generation.models import VideoJob
+from generation.objects import video_object
 from sora_social.events import send_user_event
 
 VIDEO_EVENT_KINDS = ("video.queued", "video.progress", "video.completed", "video.failed",

@@ -8,8 +8,12 @@ from rest_framework import serializers
 class ApiErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    # For validation errors: the field-by-field messages.
-    fields = serializers.DictField(required=False)
+    # For validation errors: the field-by-field messages (declared in __init__: a field named
+    # "fields" would shadow the serializer's own attribute).
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["fields"] = serializers.DictField(required=False)
 
 
 class ApiErrorSerializer(serializers.Serializer):

@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from generation.api.serializers import ALLOWED_SECONDS, ALLOWED_SIZES, video_object
+from generation.api.serializers import ALLOWED_SECONDS, ALLOWED_SIZES
 from generation.models import VideoJob
+from generation.objects import video_object
 from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import User
 

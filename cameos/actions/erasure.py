@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 
 from django.conf import settings
@@ -21,6 +22,11 @@ logger = logging.getLogger(__name__)
 DAYS_PER_MONTH = 30.44
 
 
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
 def do_erase_biometrics(cameo: Cameo, *, why: str) -> dict[str, int]:
     """Delete the cameo's reference images (files after commit) and face vectors.
 
@@ -30,7 +36,7 @@ def do_erase_biometrics(cameo: Cameo, *, why: str) -> dict[str, int]:
     references = list(ReferenceImage.objects.filter(cameo=cameo).values_list("file", flat=True))
     vectors, _ = FaceVector.objects.filter(cameo=cameo).delete()
     ReferenceImage.objects.filter(cameo=cameo).delete()
-    transaction.on_commit(lambda: [default_storage.delete(name) for name in references])
+    transaction.on_commit(lambda: _delete_files(references))
     erased = {"reference_images": len(references), "face_vectors": vectors}
     cameo.erased_at = timezone.now()
     cameo.save(update_fields=["erased_at"])
@@ -83,6 +89,6 @@ def do_rotate_reference_keys() -> int:
             old_name = reference.file
             reference.file, reference.key_id = reseal(old_name)
             reference.save(update_fields=["file", "key_id"])
-            transaction.on_commit(lambda name=old_name: default_storage.delete(name))
+            transaction.on_commit(functools.partial(default_storage.delete, old_name))
             rotated += 1
     return rotated

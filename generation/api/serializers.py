@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
-from generation.models import VideoJob
+from generation.objects import video_object  # noqa: F401 (re-exported)
 
 ALLOWED_SECONDS = ("4", "8", "12")
 ALLOWED_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
@@ -25,32 +24,6 @@ def allowed_models() -> tuple[str, ...]:
     # The server's own names: the backend it runs, also reachable as "sora-social-<backend>".
     backend = settings.VIDEO_BACKEND
     return (*OPENAI_MODELS, backend, f"sora-social-{backend}")
-
-
-def _unix(moment: datetime.datetime | None) -> int | None:
-    return int(moment.timestamp()) if moment is not None else None
-
-
-def video_object(job: VideoJob) -> dict[str, Any]:
-    """The job as the OpenAI Videos API's `video` object."""
-    error = None
-    if job.status == VideoJob.Status.FAILED or job.status == VideoJob.Status.CANCELLED:
-        error = {"code": job.error_code, "message": job.error_message}
-    return {
-        "id": job.id,
-        "object": "video",
-        "model": job.model,
-        "status": job.status,
-        "progress": job.progress,
-        "created_at": _unix(job.created_at),
-        "completed_at": _unix(job.completed_at),
-        "expires_at": None,
-        "prompt": job.prompt,
-        "seconds": str(job.seconds),
-        "size": job.size,
-        "remixed_from_video_id": job.remixed_from_id,
-        "error": error,
-    }
 
 
 class VideoCreateSerializer(serializers.Serializer):
