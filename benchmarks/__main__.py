@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_render, bench_service, bench_throughput, openloop
+from benchmarks import bench_faces, bench_render, bench_service, bench_throughput, openloop
 
 
 def _progress(line: str) -> None:
@@ -22,6 +22,7 @@ def main() -> None:
             "<= 6 s",
         )
     )
+    rows += bench_faces.summarize(bench_faces.run())
     rows += bench_service.summarize(bench_service.run())
     # The generator's own ceiling, so the throughput figures below are known to be the server's.
     generator_ceiling, _steps = openloop.self_test(duration_s=4.0, report=_progress)
