@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_faces, bench_render, bench_service, bench_throughput, openloop
+from benchmarks import (
+    bench_faces,
+    bench_render,
+    bench_rules,
+    bench_service,
+    bench_throughput,
+    openloop,
+)
 
 
 def _progress(line: str) -> None:
@@ -34,6 +41,8 @@ def main() -> None:
         )
     )
     rows += bench_throughput.summarize(bench_throughput.run(report=_progress))
+    # Last: the sentence encoder pins this process's BLAS to one thread.
+    rows += bench_rules.summarize(bench_rules.run())
     width = max(len(row[0]) for row in rows)
     measured = max(len(row[1]) for row in rows)
     print(f"{'benchmark':<{width}} | {'measured':<{measured}} | target")

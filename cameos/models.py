@@ -18,8 +18,6 @@ from pgvector.django import VectorField
 
 CAMEO_ID_PREFIX = "cameo_"
 CHARACTER_ID_PREFIX = "char_"
-MAX_RULES = 10
-MAX_RULE_CHARACTERS = 200
 MAX_PREFERENCES_CHARACTERS = 300
 
 
@@ -69,7 +67,7 @@ class Cameo(models.Model):
     audience = models.CharField(
         max_length=10, choices=Audience.choices, default=Audience.ONLY_ME
     )
-    rules = models.JSONField(default=list, blank=True)  # plain-words rules, at most MAX_RULES
+    rules = models.JSONField(default=list, blank=True)  # plain words, see cameos.rules
     preferences = models.CharField(max_length=MAX_PREFERENCES_CHARACTERS, blank=True)
     # Set when a check fails: [{"code": ..., "message": ...}], shown to the owner.
     failures = models.JSONField(default=list, blank=True)

@@ -24,6 +24,9 @@ EMBEDDING_DIMENSION = 384
 DEFAULT_MAX_TOKENS = 256
 # Bounds the memory of one forward pass; sentence-transformers' default batch size.
 BATCH_SIZE = 32
+# Batch size x longest text in a batch. Each extra batch costs a pass over the weights (~8 ms
+# here), so a check's few short texts still share one.
+MAX_PADDED_TOKENS = 1024
 
 FloatArray = NDArray[np.float32]
 
@@ -82,21 +85,27 @@ def _layer_norm(values: FloatArray, weight: FloatArray, bias: FloatArray, eps: f
     return np.asarray(centered / np.sqrt(variance + np.float32(eps)) * weight + bias)
 
 
+def _linear(rows: FloatArray, weight: FloatArray, bias: FloatArray) -> FloatArray:
+    """`rows @ weight.T + bias` for torch's (out, in) weight layout.
+
+    Computed as `weight @ rows.T`: with a few dozen rows OpenBLAS runs this ~30% faster than
+    `rows @ weight.T` (measured here: 0.49 vs 0.72 ms for 30 x 384 by 384 x 1536).
+    """
+    return np.ascontiguousarray((weight @ rows.T).T) + bias
+
+
 class _Layer:
-    """One encoder layer's weights, transposed once so the forward pass is `rows @ weight`."""
+    """One encoder layer's weights, in torch's (out, in) layout (see _linear)."""
 
     def __init__(self, weights: dict[str, FloatArray], prefix: str) -> None:
         def linear(name: str) -> tuple[FloatArray, FloatArray]:
-            return (
-                np.ascontiguousarray(weights[f"{prefix}{name}.weight"].T),
-                weights[f"{prefix}{name}.bias"],
-            )
+            return weights[f"{prefix}{name}.weight"], weights[f"{prefix}{name}.bias"]
 
         query, query_bias = linear("attention.self.query")
         key, key_bias = linear("attention.self.key")
         value, value_bias = linear("attention.self.value")
-        # One (384, 1152) product instead of three (384, 384) ones: fewer, larger BLAS calls.
-        self.qkv = np.ascontiguousarray(np.concatenate([query, key, value], axis=1))
+        # One (1152, 384) product instead of three (384, 384) ones: fewer, larger BLAS calls.
+        self.qkv = np.ascontiguousarray(np.concatenate([query, key, value], axis=0))
         self.qkv_bias = np.concatenate([query_bias, key_bias, value_bias])
         self.attention_out, self.attention_out_bias = linear("attention.output.dense")
         self.attention_norm = (
@@ -156,12 +165,21 @@ class SentenceEncoder:
         """
         if not texts:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(texts)
-        # Similar lengths together, so each batch's attention padding stays small.
+        # One at a time: as fast for a check's few texts, and no tokenizers thread pool in the
+        # web process (encode_batch runs one per core and warns after a fork).
+        encodings = [self.tokenizer.encode(text) for text in texts]
+        # Shortest first, and a new batch before the padded attention block grows too large:
+        # one 256-token text in a batch of short ones made attention 20x the cost of the rest.
         order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
+        batches: list[list[int]] = [[]]
+        for index in order:
+            batch = batches[-1]
+            padded_tokens = (len(batch) + 1) * len(encodings[index].ids)
+            if batch and (len(batch) == BATCH_SIZE or padded_tokens > MAX_PADDED_TOKENS):
+                batches.append([])
+            batches[-1].append(index)
         vectors = np.empty((len(texts), self.hidden_size), dtype=np.float32)
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
+        for batch in batches:
             vectors[batch] = self._forward([encodings[index] for index in batch])
         return vectors
 
@@ -190,7 +208,7 @@ class SentenceEncoder:
         scale = np.float32(1 / math.sqrt(self.head_size))
         batch_size = len(encodings)
         for layer in self.layers:
-            qkv = hidden @ layer.qkv + layer.qkv_bias
+            qkv = _linear(hidden, layer.qkv, layer.qkv_bias)
             qkv = np.concatenate([qkv, np.zeros((1, qkv.shape[1]), dtype=np.float32)])
             # (batch, longest, 3, heads, head_size) -> (3, batch, heads, longest, head_size)
             blocks = qkv[padded_rows].reshape(
@@ -203,10 +221,10 @@ class SentenceEncoder:
             probabilities /= probabilities.sum(axis=-1, keepdims=True)
             context = (probabilities @ value).transpose(0, 2, 1, 3)
             context = context.reshape(batch_size, longest, self.hidden_size)[is_token]
-            attended = context @ layer.attention_out + layer.attention_out_bias
+            attended = _linear(context, layer.attention_out, layer.attention_out_bias)
             hidden = _layer_norm(attended + hidden, *layer.attention_norm, self.eps)
-            intermediate = _gelu(hidden @ layer.intermediate + layer.intermediate_bias)
-            output = intermediate @ layer.output + layer.output_bias
+            intermediate = _gelu(_linear(hidden, layer.intermediate, layer.intermediate_bias))
+            output = _linear(intermediate, layer.output, layer.output_bias)
             hidden = _layer_norm(output + hidden, *layer.output_norm, self.eps)
 
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])

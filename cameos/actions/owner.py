@@ -9,14 +9,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
 from cameos.events import send_cameo_event, settings_changed_event
-from cameos.models import (
-    MAX_PREFERENCES_CHARACTERS,
-    MAX_RULE_CHARACTERS,
-    MAX_RULES,
-    Cameo,
-    CameoAccess,
-    CameoEvent,
-)
+from cameos.models import MAX_PREFERENCES_CHARACTERS, Cameo, CameoAccess, CameoEvent
 from generation.errors import InvalidRequest
 from sora_social.accounts.models import User
 
@@ -33,17 +26,13 @@ def access_own_cameo(user: User, cameo_id: str, *, for_update: bool = False) -> 
 
 
 def check_rules(rules: list[str]) -> list[str]:
-    cleaned = [" ".join(rule.split()) for rule in rules]
-    cleaned = [rule for rule in cleaned if rule]
-    if len(cleaned) > MAX_RULES:
-        raise InvalidRequest(f"At most {MAX_RULES} rules, got {len(cleaned)}.", param="rules")
-    for rule in cleaned:
-        if len(rule) > MAX_RULE_CHARACTERS:
-            raise InvalidRequest(
-                f"A rule is at most {MAX_RULE_CHARACTERS} characters; one has {len(rule)}.",
-                param="rules",
-            )
-    return cleaned
+    """Cleaned rules, or InvalidRequest naming what is wrong (too many, too long, not a rule)."""
+    from cameos.rules import RuleTextError, validate_rules
+
+    try:
+        return validate_rules(rules)
+    except RuleTextError as error:
+        raise InvalidRequest(str(error), param="rules", code="invalid_rules") from None
 
 
 def do_update_cameo_settings(

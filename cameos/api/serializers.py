@@ -6,8 +6,6 @@ from rest_framework import serializers
 
 from cameos.models import (
     MAX_PREFERENCES_CHARACTERS,
-    MAX_RULE_CHARACTERS,
-    MAX_RULES,
     Cameo,
     CameoAccess,
     CameoEvent,
@@ -15,6 +13,7 @@ from cameos.models import (
     ConsentRecord,
     LivenessCheck,
 )
+from cameos.rules import MAX_RULE_CHARACTERS, MAX_RULES
 
 
 class ConsentRecordSerializer(serializers.ModelSerializer):

@@ -4,9 +4,10 @@ The numpy encoder is checked against vectors the real sentence-transformers 6.2.
 (minilm_reference.json). The labelled cases (rule_cases.json) chose SEMANTIC_THRESHOLD = 3.3:
 on the 136 calibration cases it gives precision 0.875 and recall 0.959 (70 refused rightly,
 10 wrongly, 3 missed); on the 52 holdout cases, written before their first run and never used
-for tuning, precision 0.79 and recall 0.88. Most wrong refusals are keyword matches of a rule's
-word in another sense ("a smoking hot barbecue" under "do not show me smoking"): by design, an
-owner's own words are honoured literally.
+for tuning, precision 0.79 and recall 0.88. Eight of the ten wrong calibration refusals are
+keyword matches of a rule's word in another sense ("a smoking hot barbecue" under "do not show
+me smoking"): by design, an owner's own words are honoured literally. None of 30 ordinary
+multi-clause prompts is refused under the five rules of the product brief.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 import pytest
 
 from cameos.rules import (
-    MAX_RULE_CHARS,
+    MAX_RULE_CHARACTERS,
     MAX_RULES,
+    SEMANTIC_THRESHOLD,
     MatchKind,
     RuleDecision,
     RuleTextError,
@@ -116,18 +118,21 @@ def test_it_stems_a_rules_words_like_the_prompts() -> None:
 
 
 def test_owners_may_save_up_to_the_limits() -> None:
-    rules = [f"no topic number {number} " + "x" * 150 for number in range(MAX_RULES)]
+    rules = [
+        f"no  topic {number} " + "x" * (MAX_RULE_CHARACTERS - 11) for number in range(MAX_RULES)
+    ]
 
-    assert validate_rules(rules) == [" ".join(rule.split()) for rule in rules]
-    assert len(rules[0]) <= MAX_RULE_CHARS
+    cleaned = validate_rules([*rules, "   "])
+
+    assert cleaned == [rule.replace("  ", " ") for rule in rules]
+    assert {len(rule) for rule in cleaned} == {MAX_RULE_CHARACTERS}
 
 
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
         (["no alcohol"] * (MAX_RULES + 1), f"At most {MAX_RULES} rules"),
-        (["no " + "a" * MAX_RULE_CHARS], f"at most {MAX_RULE_CHARS}"),
-        (["no alcohol", "   "], "Rule 2 is empty"),
+        (["no " + "a" * MAX_RULE_CHARACTERS], f"at most {MAX_RULE_CHARACTERS}"),
         (["never"], "does not name anything to forbid"),
         (["keep it family friendly"], "should say what is not allowed"),
     ],
@@ -152,11 +157,18 @@ def test_a_prompt_with_a_rules_own_words_is_refused_by_keyword() -> None:
 
 
 def test_an_inflected_form_of_a_rules_word_is_a_keyword_match() -> None:
-    decision = check_prompt_against_rules("@maya in a violent street brawl", ["nothing violent"])
+    decision = check_prompt_against_rules("a clip full of Violence", ["nothing violent"])
 
     assert decision.match_kind == MatchKind.KEYWORD
-    decision = check_prompt_against_rules("a clip full of violence", ["nothing violent"])
-    assert decision.match_kind == MatchKind.KEYWORD
+    assert decision.matched_words == ("violence",)
+
+
+def test_a_word_that_only_shares_letters_with_a_rules_word_is_no_keyword_match() -> None:
+    decision = check_prompt_against_rules(
+        "@maya playing the violin on a rooftop", ["nothing violent"]
+    )
+
+    assert decision.is_allowed
 
 
 @pytest.mark.parametrize(
@@ -180,7 +192,7 @@ def test_a_paraphrase_without_the_rules_words_is_refused_semantically(
     assert not decision.is_allowed
     assert decision.match_kind == MatchKind.SEMANTIC
     assert decision.matched_words == ()
-    assert decision.score is not None and decision.score >= 3.3
+    assert decision.score is not None and decision.score >= SEMANTIC_THRESHOLD
 
 
 @pytest.mark.parametrize(
@@ -199,7 +211,7 @@ def test_an_innocent_prompt_keeps_every_rule(prompt: str) -> None:
     assert decision.is_allowed
     assert decision.rule_index is None
     assert len(decision.scores) == len(MAYAS_RULES)
-    assert max(decision.scores) < 3.3
+    assert max(decision.scores) < SEMANTIC_THRESHOLD
 
 
 @pytest.mark.parametrize(
@@ -247,7 +259,7 @@ def labelled() -> dict[str, list[tuple[dict[str, Any], RuleDecision]]]:
     return {
         name: [(case, check_prompt_against_rules(case["prompt"], [case["rule"]])) for case in cases]
         for name, cases in _load("rule_cases.json").items()
-        if name != "about"
+        if name in ("calibration", "holdout")
     }
 
 
@@ -296,3 +308,17 @@ def test_paraphrase_cases_share_no_keyword_with_their_rule(
 
     assert len(paraphrases) > 50
     assert keyword_matched == []
+
+
+def test_ordinary_prompts_are_not_refused_under_the_briefs_rules() -> None:
+    data = _load("rule_cases.json")
+
+    refused = [
+        (prompt, decision.rule_text, decision.score)
+        for prompt in data["ordinary"]
+        if not (decision := check_prompt_against_rules(prompt, data["ordinary_rules"])).is_allowed
+    ]
+
+    assert data["ordinary_rules"] == MAYAS_RULES
+    assert len(data["ordinary"]) == 30
+    assert refused == []
