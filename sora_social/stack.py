@@ -129,6 +129,18 @@ def _migrate(env: dict[str, str]) -> None:
     )
 
 
+def _check_face_engine(env: dict[str, str]) -> None:
+    """The configured face engine loads, or start-up stops with what to fix."""
+    result = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", "check_face_engine"],
+        env=env, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+        preexec_fn=die_with_parent(signal.SIGKILL),
+    )
+    if result.returncode != 0:
+        message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        raise StartupError(message.removeprefix("CommandError: ") or "the face engine fails")
+
+
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack: %(message)s")
     stopping = False
@@ -152,6 +164,7 @@ def run() -> int:
         group.env.update(_start_embedded(group, var_dir))
         group.env["VAR_DIR"] = str(var_dir)
         _migrate(group.env)
+        _check_face_engine(group.env)
         for name, command in _app_commands(var_dir, host, port).items():
             if stopping:
                 break

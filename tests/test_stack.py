@@ -82,14 +82,15 @@ class Stack:
             self.process.wait(timeout=60)
 
 
-def _start_stack(var_dir: Path, port: int | None = None) -> Stack:
+def _start_stack(var_dir: Path, port: int | None = None, **overrides: str) -> Stack:
     port = port or free_port()
     log = var_dir.parent / f"{var_dir.name}-supervisor-{port}.log"
     var_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "sora_social.stack"],
-            env=supervisor_env(var_dir, port, REAPER_INTERVAL_SECONDS="1"), cwd=ROOT,
+            env=supervisor_env(var_dir, port, REAPER_INTERVAL_SECONDS="1", **overrides),
+            cwd=ROOT,
             stdout=output, stderr=subprocess.STDOUT,
         )
     return Stack(var_dir=var_dir, port=port, process=process, log=log)
@@ -237,6 +238,17 @@ def test_a_child_that_dies_is_restarted_and_health_returns(shared_stack: Stack, 
     )
     shared_stack.wait_healthy(timeout=90)
     assert "restarting in" in shared_stack.log.read_text()
+
+
+def test_a_missing_face_model_folder_stops_start_up_with_what_to_fix(var_dir: Path) -> None:
+    run = _start_stack(var_dir, FACE_ENGINE="insightface",
+                       FACE_MODEL_DIR=str(var_dir / "no-models-here"))
+
+    assert run.process.wait(timeout=120) == 2
+    message = run.log.read_text()
+    assert f"FACE_MODEL_DIR={var_dir / 'no-models-here'} does not exist" in message
+    assert "w600k_r50.onnx" in message
+    assert not [p for p in psutil.process_iter() if str(var_dir) in command_line(p)]
 
 
 def test_a_port_held_by_a_foreign_redis_is_a_clear_error(var_dir: Path) -> None:
