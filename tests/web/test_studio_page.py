@@ -3,58 +3,22 @@ progress live over the WebSocket, and play it from the authenticated content end
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-
 import pytest
 from django.conf import settings
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import LiveStack, Member
+from tests.web.conftest import sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}",
-        "--window-size=1200,900",
-    ):
-        options.add_argument(flag)
-    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _sign_in(browser: webdriver.Chrome, stack: LiveStack, handle: str) -> None:
-    browser.get(f"{stack.url}/accounts/login/")
-    browser.find_element(By.ID, "id_username").send_keys(handle)
-    browser.find_element(By.ID, "id_password").send_keys("correct horse battery staple")
-    browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    WebDriverWait(browser, 20).until(
-        expected_conditions.text_to_be_present_in_element((By.ID, "live-status"), "live")
-    )
 
 
 def test_a_signed_in_user_makes_a_video_and_watches_it_finish_live(
     live_stack: LiveStack, alice: Member, browser: webdriver.Chrome
 ) -> None:
-    _sign_in(browser, live_stack, "alice")
+    sign_in(browser, live_stack, "alice")
 
     browser.find_element(By.ID, "prompt").send_keys('A lighthouse at night, "hello sailors"')
     browser.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
@@ -83,7 +47,7 @@ def test_the_studio_shows_nobody_elses_videos(
         GenerationRequest(prompt="alice only", model="sora-2", seconds=4, width=720, height=1280),
     )
 
-    _sign_in(browser, live_stack, "bob")
+    sign_in(browser, live_stack, "bob")
 
     assert browser.find_elements(By.CSS_SELECTOR, ".video[data-video-id]") == []
     assert "alice only" not in browser.page_source
