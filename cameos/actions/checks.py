@@ -28,7 +28,8 @@ from cameos.events import (
     send_cameo_event,
     sent_to_review_event,
 )
-from cameos.faces.base import FaceEmbedding, FaceEngine
+from cameos.faces.base import FaceEngine
+from cameos.liveness.check import ReferenceFace
 from cameos.models import Cameo, FaceVector, LivenessCheck, ReferenceImage
 from cameos.search import nearest_cameos
 
@@ -40,12 +41,6 @@ CHECK_MAX_ATTEMPTS = 3
 CHECK_REQUEUE_SECONDS = 60
 # Progress is written (and pushed) at most this often, in percentage points.
 PROGRESS_STEP = 5
-
-
-@dataclass(frozen=True)
-class ReferenceFace:
-    crop: np.ndarray  # RGB uint8, a near-frontal face with some margin
-    embedding: FaceEmbedding
 
 
 @dataclass(frozen=True)
@@ -119,7 +114,7 @@ def store_reference_faces(
     for position, face in enumerate(faces):
         if face.embedding.engine != engine.id:
             raise ValueError(f"embedding of {face.embedding.engine}, engine is {engine.id}")
-        name, key = save_sealed(f"cameos/{cameo.pk}/face-{position}.sealed", _png(face.crop))
+        name, key = save_sealed(f"cameos/{cameo.pk}/face-{position}.sealed", _png(face.image))
         stored.append(name)
         reference = ReferenceImage.objects.create(
             cameo=cameo, position=position, file=name, key_id=key
@@ -250,12 +245,8 @@ def run_check(check_id: str) -> None:
             engine=engine,
             progress=lambda percent, stage: do_record_check_progress(check, percent, stage),
         )
-    if result.passed:
-        faces = [
-            ReferenceFace(crop=reference.crop, embedding=reference.embedding)
-            for reference in result.references
-        ]
-        do_verify_cameo(check, check.cameo, faces, engine)
+    if result.is_live:
+        do_verify_cameo(check, check.cameo, result.references, engine)
     else:
         do_fail_check(
             check, [Failure(failure.code, failure.message) for failure in result.failures]

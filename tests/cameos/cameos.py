@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cameos.actions.checks import ReferenceFace, do_verify_cameo
+from cameos.actions.checks import do_verify_cameo
 from cameos.actions.registration import do_start_registration
 from cameos.consent import NOTICE_VERSION
 from cameos.faces import get_engine
+from cameos.liveness.check import ReferenceFace
 from cameos.models import Cameo
 from sora_social.accounts.models import User
 from tests.cameos.images import astronaut
@@ -26,7 +27,9 @@ def reference_face(image: np.ndarray) -> ReferenceFace:
         max(0, int(top - margin_y)) : min(height, int(bottom + margin_y)),
         max(0, int(left - margin_x)) : min(width, int(right + margin_x)),
     ]
-    return ReferenceFace(crop=np.ascontiguousarray(crop), embedding=engine.embed(image, face))
+    return ReferenceFace(
+        image=np.ascontiguousarray(crop), embedding=engine.embed(image, face), time=0.0
+    )
 
 
 def registered_cameo(

@@ -104,7 +104,7 @@ def test_wrong_digits_fail_the_registration_with_a_reason(
     assert check["status"] == "failed"
     assert check["cameo_status"] == "failed"
     codes = [failure["code"] for failure in check["failures"]]
-    assert codes == ["wrong_digits"], check["failures"]
+    assert codes == ["digits_mismatch"], check["failures"]
     assert "we heard" in check["failures"][0]["message"].lower()
     assert FaceVector.objects.filter(cameo__owner=bob.user).count() == 0
     assert _sealed_recordings() == []
