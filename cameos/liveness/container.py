@@ -10,7 +10,9 @@ decoding:
   demuxers that follow references to other files (HLS, concat, image2...) are never used.
 - Limits on bytes, duration, resolution (declared and decoded), frame count and the total of
   decoded pixels stop decompression bombs: a small file that declares or decodes to huge
-  frames or thousands of frames is refused before, or as soon as, it crosses a limit.
+  frames or thousands of frames is refused before, or as soon as, it crosses a limit. The
+  decoders also get FFmpeg's own `max_pixels`, so a frame whose bitstream claims a huge size
+  fails before its buffers are allocated (a VP8 frame claiming 16000x16000 would take ~450 MB).
 
 Every refusal is a `RecordingRefused` with a stable machine code and a message for the user.
 """
@@ -66,7 +68,7 @@ class RecordingRefused(Exception):  # noqa: N818 (a refusal is an outcome, not a
 @dataclass(frozen=True)
 class ContainerLimits:
     # 10 s of 1080p from a phone at ~20 Mb/s is ~25 MB; twice that leaves room for high bitrates.
-    max_bytes: int = 50 * 1024 * 1024
+    max_bytes: int = 50_000_000
     min_seconds: float = 3.0
     max_seconds: float = 10.0
     max_side: int = 1920
@@ -154,6 +156,9 @@ def open_recording(
                 file,
                 mode="r",
                 container_options=_CONTAINER_OPTIONS,
+                # For the decoders FFmpeg opens while probing the streams: a frame claiming
+                # more pixels than the limit allows is refused before it is allocated.
+                options={"max_pixels": str(limits.max_side * limits.max_side)},
                 buffer_size=READ_BUFFER_BYTES,
             )
         except (av.error.FFmpegError, UnicodeDecodeError) as error:
@@ -292,7 +297,9 @@ def _check_resolution(width: int, height: int, limits: ContainerLimits) -> None:
         )
 
 
-def _too_long(seconds: float, limits: ContainerLimits, *, at_least: bool = False) -> RecordingRefused:
+def _too_long(
+    seconds: float, limits: ContainerLimits, *, at_least: bool = False
+) -> RecordingRefused:
     length = f"more than {seconds:.1f} s" if at_least else f"{seconds:.1f} s"
     return RecordingRefused(
         RefusalCode.TOO_LONG, f"too long: {length}, at most {limits.max_seconds:g} s"
@@ -387,17 +394,15 @@ class _Decoder:
         scale = min(1.0, self.limits.working_max_side / max(frame.width, frame.height))
         width = max(2, round(frame.width * scale / 2) * 2)
         height = max(2, round(frame.height * scale / 2) * 2)
-        image = frame.reformat(
-            width=width, height=height, format="rgb24", interpolation="AREA"
+        image: np.ndarray = frame.reformat(
+            width=width, height=height, format="rgb24", interpolation="BILINEAR"
         ).to_ndarray()
         # Phones store portrait video as landscape plus a display rotation (counter-clockwise
         # degrees); the face checks need the picture upright.
         quarter_turns = round((frame.rotation or 0) / 90) % 4
         if quarter_turns:
             image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
-        upright = (
-            (frame.height, frame.width) if quarter_turns % 2 else (frame.width, frame.height)
-        )
+        upright = (frame.height, frame.width) if quarter_turns % 2 else (frame.width, frame.height)
         self.display_size = upright
         return image
 
@@ -417,9 +422,7 @@ class _Decoder:
     def result(self) -> DecodedRecording:
         limits = self.limits
         if self.frame_count == 0:
-            raise RecordingRefused(
-                RefusalCode.TRUNCATED, "the video track has no readable frames"
-            )
+            raise RecordingRefused(RefusalCode.TRUNCATED, "the video track has no readable frames")
         if self.frame_count == 1:
             raise RecordingRefused(
                 RefusalCode.STILL_IMAGE, "the video is a single still picture, not a recording"

@@ -16,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.util
 import math
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,19 +27,18 @@ from typing import Any, Literal
 
 import av
 import cv2
-import insightface
 import numpy as np
 import skimage.data
 from scipy.signal import resample_poly
 
 from generation.media import speech
 
-Motion = Literal["head", "flat", "still"]
+Motion = Literal["head", "flat", "still", "nobody"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIO_RATE = 48_000
 # Increase when the rendering changes, so stale cached clips are not reused.
-BUILDER_VERSION = 3
+BUILDER_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class FaceSource:
 
 
 ASTRONAUT = FaceSource("astronaut", (148, 8, 302, 200), (203.5, 246.5, 103, 224, 126, 135))
-# The man in the middle of t1.jpg, nearly frontal.
-T1_DAVID = FaceSource("t1-david", (452, 215, 612, 425))
+# The man in the middle of t1.jpg: his head is rolled and turned a little to his left.
+T1_DAVID = FaceSource("t1-david", (440, 225, 595, 435), (492, 539.5, 327, 509, 360, 372))
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,14 @@ class RecordingSpec:
     turns: tuple[str, ...] = ("left", "right")
     face: FaceSource = ASTRONAUT
     # "head": a 3D head that turns; "flat": the same photo moved as a plane (slid, scaled,
-    # rotated in-plane and tilted where the turns would be); "still": a photo that never moves.
+    # rotated in-plane and tilted where the turns would be); "still": a photo that never moves;
+    # "nobody": the empty room.
     motion: Motion = "head"
     second_face: bool = False
+    # Another person's head takes over halfway through (same turns, same voice).
+    swapped_face: FaceSource | None = None
+    # Flipped left to right, as a selfie preview shows it (the turns are still the person's).
+    mirrored: bool = False
     seconds: float = 4.0
     width: int = 640
     height: int = 360
@@ -141,23 +148,43 @@ def speak_digits(
     The noise floor (white noise `noise_snr_db` below the voiced level) stands in for a
     microphone's; None leaves digital silence between the words.
     """
+    return speak_words(
+        [DIGIT_WORDS[int(digit)] for digit in digits],
+        seconds=seconds,
+        voice=voice,
+        rate_wpm=rate_wpm,
+        noise_snr_db=noise_snr_db,
+        seed=seed,
+        sample_rate=sample_rate,
+    )
+
+
+def speak_words(
+    words: list[str],
+    *,
+    seconds: float,
+    voice: str = "en-us",
+    rate_wpm: int = 150,
+    noise_snr_db: float | None = 40.0,
+    seed: int = 1,
+    sample_rate: int = 16_000,
+) -> np.ndarray:
+    """Like `speak_digits`, for any words ("oh" for zero, say)."""
     total = np.zeros(round(seconds * sample_rate), dtype=np.float32)
-    words = [_spoken_word(DIGIT_WORDS[int(digit)], voice, rate_wpm, sample_rate) for digit in digits]
+    spoken = [_spoken_word(word, voice, rate_wpm, sample_rate) for word in words]
     # Words start at evenly spaced times after a short lead-in, like a user reading a prompt.
     lead_in = 0.4 * sample_rate
-    slot = (total.size - lead_in) / max(1, len(words))
-    for index, word in enumerate(words):
+    slot = (total.size - lead_in) / max(1, len(spoken))
+    for index, word in enumerate(spoken):
         start = round(lead_in + index * slot)
         end = min(total.size, start + word.size)
         total[start:end] += word[: end - start]
     if noise_snr_db is not None:
-        voiced = np.concatenate(words)
+        voiced = np.concatenate(spoken)
         voiced = voiced[np.abs(voiced) > 0.02]
         level = float(np.sqrt(np.mean(np.square(voiced)))) if voiced.size else 0.1
         noise_level = level / (10 ** (noise_snr_db / 20))
-        total += np.random.default_rng(seed).normal(0.0, noise_level, total.size).astype(
-            np.float32
-        )
+        total += np.random.default_rng(seed).normal(0.0, noise_level, total.size).astype(np.float32)
     return np.clip(total, -1.0, 1.0).astype(np.float32)
 
 
@@ -175,8 +202,13 @@ def face_photo(source: FaceSource) -> np.ndarray:
     """The source's whole image, RGB uint8."""
     if source.name == "astronaut":
         return skimage.data.astronaut()
-    path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+    # Located without importing insightface, whose import is slow and not needed here.
+    spec = importlib.util.find_spec("insightface")
+    assert spec is not None and spec.origin is not None
+    path = Path(spec.origin).parent / "data" / "images" / "t1.jpg"
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -270,7 +302,6 @@ class EllipsoidHead:
             world_x = cos * self.head_x + sin * surface
             world_z = -sin * self.head_x + cos * surface
             column = np.rint(world_x + self.extent).astype(np.int64)
-            normal_x = cos * normal[0] + sin * normal[2]
             normal_z = -sin * normal[0] + cos * normal[2]
             facing = normal_z > -0.05
             keep = self.on_head & facing & (column >= 0) & (column < width)
@@ -283,8 +314,10 @@ class EllipsoidHead:
         depths = np.concatenate(depth_parts)
         samples = np.concatenate(source_parts)
         lights = np.concatenate(light_parts)
-        # The nearest sample of each pixel: sort by pixel, then depth, keep each group's last.
-        order = np.lexsort((depths, pixels))
+        # The nearest sample of each pixel: sort by pixel, then depth (folded into the key's
+        # fraction: one float sort is much faster than a two-key lexsort), keep each group's last.
+        span = float(depths.max() - depths.min()) + 1e-6
+        order = np.argsort(pixels + 0.999 * (depths - depths.min()) / span, kind="stable")
         pixels, samples, lights = pixels[order], samples[order], lights[order]
         last = np.r_[pixels[1:] != pixels[:-1], True]
         pixels, samples, lights = pixels[last], samples[last], lights[last]
@@ -294,18 +327,12 @@ class EllipsoidHead:
         is_back = np.zeros(height * width, bool)
         flat_index = samples // 2
         texture_height, texture_width = self.texture.shape[:2]
-        map_x[pixels] = (
-            (self.head_x.reshape(-1)[flat_index] + self.half_width)
-            / (2 * self.half_width)
-            * texture_width
-            - 0.5
-        )
-        map_y[pixels] = (
-            (self.head_y.reshape(-1)[flat_index] + self.half_height)
-            / (2 * self.half_height)
-            * texture_height
-            - 0.5
-        )
+        map_x[pixels] = (self.head_x.reshape(-1)[flat_index] + self.half_width) / (
+            2 * self.half_width
+        ) * texture_width - 0.5
+        map_y[pixels] = (self.head_y.reshape(-1)[flat_index] + self.half_height) / (
+            2 * self.half_height
+        ) * texture_height - 0.5
         shade[pixels] = 0.72 + 0.28 * np.clip(lights, 0, 1)
         is_back[pixels] = samples % 2 == 1
         filled = np.zeros(height * width, np.float32)
@@ -322,9 +349,7 @@ class EllipsoidHead:
         colour *= shade.reshape(shape)[..., None]
         # The splatting leaves small gaps where the surface grazes the view (the rim between
         # the face and the back of the head): fill them inside the ellipsoid's silhouette.
-        half_extent = math.sqrt(
-            (self.half_width * cos) ** 2 + (self.half_depth * sin) ** 2
-        )
+        half_extent = math.sqrt((self.half_width * cos) ** 2 + (self.half_depth * sin) ** 2)
         columns = np.arange(width, dtype=np.float32) - self.extent
         silhouette = (columns[None, :] / half_extent) ** 2 + (
             self.rows[:, None] / self.half_height
@@ -332,7 +357,9 @@ class EllipsoidHead:
         gaps = silhouette & (filled.reshape(shape) == 0)
         if gaps.any():
             patched = cv2.inpaint(
-                np.clip(colour, 0, 255).astype(np.uint8), gaps.astype(np.uint8), 2,
+                np.clip(colour, 0, 255).astype(np.uint8),
+                gaps.astype(np.uint8),
+                2,
                 cv2.INPAINT_TELEA,
             )
             colour[gaps] = patched[gaps]
@@ -421,7 +448,9 @@ def background(width: int, height: int, seed: int) -> np.ndarray:
         axis=-1,
     )
     blotches = cv2.resize(
-        rng.normal(0, 18, (9, 16, 3)).astype(np.float32), (width, height), cv2.INTER_CUBIC
+        rng.normal(0, 18, (9, 16, 3)).astype(np.float32),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
     )
     image = base + blotches + rng.normal(0, 4, (height, width, 3)).astype(np.float32)
     for _ in range(6):
@@ -459,18 +488,24 @@ def turn_schedule(spec: RecordingSpec, time: float) -> float:
     return direction * spec.turn_degrees * amount
 
 
-def render_frames(spec: RecordingSpec, frame_count: int) -> list[np.ndarray]:
+def render_frames(spec: RecordingSpec, frame_count: int) -> Iterator[np.ndarray]:
+    """The clip's frames one by one (a 720p clip held whole would take ~400 MB)."""
     size = (spec.width, spec.height)
     head_height = round(spec.head_fraction * min(spec.width, spec.height))
     room = background(spec.width, spec.height, spec.seed)
+    room_pixels = np.clip(room, 0, 255).astype(np.uint8)
     centre = (spec.width / 2, spec.height * 0.47)
     head = EllipsoidHead(spec.face, head_height) if spec.motion == "head" else None
-    photo = FlatPhoto(spec.face, head_height) if spec.motion != "head" else None
+    photo = FlatPhoto(spec.face, head_height) if spec.motion in ("flat", "still") else None
+    swapped = (
+        EllipsoidHead(spec.swapped_face, head_height)
+        if spec.swapped_face is not None and head is not None
+        else None
+    )
     second = EllipsoidHead(T1_DAVID, round(head_height * 0.8)) if spec.second_face else None
-    frames = []
     for index in range(frame_count):
         time = index / spec.fps
-        image = room.copy()
+        image = room_pixels.copy()
         if second is not None:
             # Standing behind and to one side, swaying a little.
             sway = 3 * math.sin(2 * math.pi * 0.3 * time)
@@ -481,16 +516,17 @@ def render_frames(spec: RecordingSpec, frame_count: int) -> list[np.ndarray]:
             offset_x = 0.01 * spec.width * math.sin(2 * math.pi * 0.35 * time)
             offset_y = 0.008 * spec.height * math.sin(2 * math.pi * 0.27 * time + 1)
             _draw_shoulders(image, (centre[0] + offset_x, centre[1]), head_height)
-            colour, alpha = head.render(round(yaw * 2) / 2)
+            current = swapped if swapped is not None and time >= spec.seconds / 2 else head
+            colour, alpha = current.render(float(round(yaw)))
             _paste(image, colour, alpha, (centre[0] + offset_x, centre[1] + offset_y))
         elif photo is not None:
             if spec.motion == "still":
                 colour, alpha = photo.warp(size, centre)
             else:
                 colour, alpha = photo.warp(size, **_flat_motion(spec, time))
-            image = image * (1 - alpha[..., None]) + colour * alpha[..., None]
-        frames.append(np.clip(image, 0, 255).astype(np.uint8))
-    return frames
+            blended = room * (1 - alpha[..., None]) + colour * alpha[..., None]
+            image = np.clip(blended, 0, 255).astype(np.uint8)
+        yield np.ascontiguousarray(image[:, ::-1]) if spec.mirrored else image
 
 
 def _flat_motion(spec: RecordingSpec, time: float) -> dict[str, Any]:
@@ -511,7 +547,7 @@ def _flat_motion(spec: RecordingSpec, time: float) -> dict[str, Any]:
 def _paste(
     image: np.ndarray, colour: np.ndarray, alpha: np.ndarray, centre: tuple[float, float]
 ) -> None:
-    """Blend a sprite into `image` (float32, in place) with its centre at `centre`."""
+    """Blend a sprite into `image` (uint8, in place) with its centre at `centre`."""
     height, width = alpha.shape
     left = round(centre[0] - width / 2)
     top = round(centre[1] - height / 2)
@@ -522,9 +558,9 @@ def _paste(
         return
     sprite = colour[y0 - top : y1 - top, x0 - left : x1 - left]
     weight = alpha[y0 - top : y1 - top, x0 - left : x1 - left, None]
-    region = image[y0:y1, x0:x1]
-    region *= 1 - weight
-    region += sprite * weight
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    blended = region * (1 - weight) + sprite * weight
+    image[y0:y1, x0:x1] = np.clip(blended, 0, 255).astype(np.uint8)
 
 
 def _draw_shoulders(image: np.ndarray, head_centre: tuple[float, float], head_height: int) -> None:
@@ -532,5 +568,124 @@ def _draw_shoulders(image: np.ndarray, head_centre: tuple[float, float], head_he
     axes = (round(head_height * 0.95), round(head_height * 0.5))
     cv2.ellipse(image, (x, y), axes, 0, 180, 360, (70, 80, 110), thickness=-1)
     neck = (round(head_height * 0.17), round(head_height * 0.3))
-    cv2.ellipse(image, (x, round(head_centre[1] + head_height * 0.45)), neck, 0, 0, 360,
-                (180, 140, 120), thickness=-1)
+    cv2.ellipse(
+        image,
+        (x, round(head_centre[1] + head_height * 0.45)),
+        neck,
+        0,
+        0,
+        360,
+        (180, 140, 120),
+        thickness=-1,
+    )
+
+
+# --- Plain files for the container's refusals -----------------------------------------------
+
+
+def plain_clip(
+    path: Path,
+    *,
+    seconds: float = 4.0,
+    width: int = 480,
+    height: int = 360,
+    fps: int = 10,
+    has_video: bool = True,
+    has_audio: bool = True,
+    container_format: str = "mp4",
+) -> Path:
+    """A cheap clip of moving colour bars and a tone, for tests about the file, not the face."""
+    frame_count = round(seconds * fps)
+    with av.open(str(path), "w", format=container_format) as container:
+        # Every stream is added before the first packet is written (the header).
+        video = container.add_stream("libx264", rate=fps) if has_video else None
+        sound = container.add_stream("aac", rate=16_000) if has_audio else None
+        if sound is not None:
+            sound.layout = "mono"
+        if video is not None:
+            video.width = width
+            video.height = height
+            video.pix_fmt = "yuv420p"
+            video.options = {"preset": "ultrafast"}
+            columns = np.linspace(0, 255, width, dtype=np.float32)
+            for index in range(frame_count):
+                row = np.roll(columns, index * 4).astype(np.uint8)
+                image = np.broadcast_to(row[None, :, None], (height, width, 3)).copy()
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = index
+                frame.time_base = Fraction(1, fps)
+                container.mux(video.encode(frame))
+            container.mux(video.encode())
+        if sound is not None:
+            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * 16_000)) / 16_000)
+            audio_frame = av.AudioFrame.from_ndarray(
+                tone.astype(np.float32)[None, :], format="flt", layout="mono"
+            )
+            audio_frame.sample_rate = 16_000
+            container.mux(sound.encode(audio_frame))
+            container.mux(sound.encode())
+    return path
+
+
+def webm_clip(path: Path, *, claimed_side: int | None = None, in_header: bool = True) -> Path:
+    """A 3.2 s 320x320 WebM (VP8 + Opus), as a browser's MediaRecorder makes, ~30 kB.
+
+    With `claimed_side` it becomes a decompression bomb: the keyframe headers (and, with
+    `in_header`, the Matroska track's pixel size) are rewritten to claim frames of that many
+    pixels a side; 16000 would need ~380 MB per decoded frame.
+    """
+    fps, frames, seconds = 5, 16, 3.2
+    with av.open(str(path), "w", format="webm") as container:
+        video = container.add_stream("libvpx", rate=fps)
+        video.width = video.height = 320
+        video.pix_fmt = "yuv420p"
+        video.options = {"deadline": "realtime", "cpu-used": "8"}
+        sound = container.add_stream("libopus", rate=48_000)
+        sound.layout = "mono"
+        for index in range(frames):
+            image = np.full((320, 320, 3), index * 10, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        tone = 0.1 * np.sin(np.arange(round(seconds * 48_000)) * 0.05)
+        audio_frame = av.AudioFrame.from_ndarray(
+            tone.astype(np.float32)[None, :], format="flt", layout="mono"
+        )
+        audio_frame.sample_rate = 48_000
+        container.mux(sound.encode(audio_frame))
+        container.mux(sound.encode())
+    if claimed_side is None:
+        return path
+    side = claimed_side
+    data = bytearray(path.read_bytes())
+    # A VP8 keyframe: a 3-byte tag, the start code 9d 01 2a, then 14-bit width and height.
+    start = data.find(b"\x9d\x01\x2a")
+    while start != -1:
+        data[start + 3 : start + 7] = struct.pack("<HH", side, side)
+        start = data.find(b"\x9d\x01\x2a", start + 1)
+    if in_header:
+        # Matroska PixelWidth (b0) and PixelHeight (ba), each a 2-byte value (320 = 01 40).
+        for element in (b"\xb0\x82\x01\x40", b"\xba\x82\x01\x40"):
+            offset = data.find(element)
+            assert offset != -1
+            data[offset + 2 : offset + 4] = struct.pack(">H", side)
+    path.write_bytes(data)
+    return path
+
+
+def with_display_rotation(source: Path, target: Path) -> Path:
+    """A copy of MP4 `source` whose video track says "display rotated 90 degrees clockwise".
+
+    That is how phones store portrait video: landscape frames plus a rotation in the track
+    header's matrix (here rewritten from the identity).
+    """
+    data = bytearray(source.read_bytes())
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    clockwise = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
+    matrix = data.find(identity, data.find(b"tkhd"))
+    assert matrix != -1
+    data[matrix : matrix + len(identity)] = clockwise
+    target.write_bytes(data)
+    return target
