@@ -6,6 +6,7 @@ import sys
 
 from benchmarks import (
     bench_faces,
+    bench_liveness,
     bench_render,
     bench_rules,
     bench_service,
@@ -30,6 +31,7 @@ def main() -> None:
         )
     )
     rows += bench_faces.summarize(bench_faces.run())
+    rows += bench_liveness.summarize(bench_liveness.run())
     rows += bench_service.summarize(bench_service.run())
     # The generator's own ceiling, so the throughput figures below are known to be the server's.
     generator_ceiling, _steps = openloop.self_test(duration_s=4.0, report=_progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 
@@ -11,7 +13,7 @@ class ApiErrorDetailSerializer(serializers.Serializer):
     # For validation errors: the field-by-field messages (declared in __init__: a field named
     # "fields" would shadow the serializer's own attribute).
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["fields"] = serializers.DictField(required=False)
 

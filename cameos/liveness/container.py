@@ -82,6 +82,8 @@ class ContainerLimits:
     # in a 720p or 1080p selfie, small enough that 80 frames fit in ~125 MB.
     working_max_side: int = 960
     audio_sample_rate: int = 16_000
+    # A registration must have sound (the spoken digits); a character clip need not.
+    requires_audio: bool = True
 
 
 DEFAULT_LIMITS = ContainerLimits()
@@ -227,14 +229,16 @@ def _refuse_by_kind(kind: str) -> None:
 
 
 def _decode(container: InputContainer, limits: ContainerLimits) -> DecodedRecording:
-    video, audio = _pick_streams(container)
+    video, audio = _pick_streams(container, limits)
     _check_declared(container, video, limits)
     decoder = _Decoder(container, video, audio, limits)
     decoder.run()
     return decoder.result()
 
 
-def _pick_streams(container: InputContainer) -> tuple[VideoStream, AudioStream]:
+def _pick_streams(
+    container: InputContainer, limits: ContainerLimits
+) -> tuple[VideoStream, AudioStream | None]:
     videos = list(container.streams.video)
     audios = list(container.streams.audio)
     if not videos:
@@ -254,6 +258,8 @@ def _pick_streams(container: InputContainer) -> tuple[VideoStream, AudioStream]:
             "record H.264, HEVC, VP8, VP9 or AV1",
         )
     if not audios:
+        if not limits.requires_audio:
+            return video, None
         raise RecordingRefused(RefusalCode.NO_AUDIO, "the video has no audio track")
     for audio in audios:
         if audio.codec_context.name in ALLOWED_AUDIO_CODECS:
@@ -320,7 +326,7 @@ class _Decoder:
         self,
         container: InputContainer,
         video: VideoStream,
-        audio: AudioStream,
+        audio: AudioStream | None,
         limits: ContainerLimits,
     ) -> None:
         self.container = container
@@ -351,7 +357,8 @@ class _Decoder:
 
     def run(self) -> None:
         try:
-            for packet in self.container.demux(self.video, self.audio):
+            streams = [self.video] if self.audio is None else [self.video, self.audio]
+            for packet in self.container.demux(*streams):
                 if packet.stream is self.video:
                     for frame in packet.decode():
                         self._take_video(frame)
@@ -448,9 +455,12 @@ class _Decoder:
                 RefusalCode.TOO_SHORT,
                 f"too short: {duration:.1f} s, at least {limits.min_seconds:g} s",
             )
-        if self.audio_samples == 0:
+        if self.audio_samples == 0 and limits.requires_audio:
             raise RecordingRefused(RefusalCode.NO_AUDIO, "the audio track is empty")
-        audio = np.clip(np.concatenate(self.audio_chunks), -1.0, 1.0).astype(np.float32)
+        audio = (
+            np.clip(np.concatenate(self.audio_chunks), -1.0, 1.0).astype(np.float32)
+            if self.audio_chunks else np.zeros(0, dtype=np.float32)
+        )
         width, height = self.display_size
         return DecodedRecording(
             frames=tuple(self.frames),
@@ -462,5 +472,5 @@ class _Decoder:
             frame_count=self.frame_count,
             format_name=self.container.format.name,
             video_codec=self.video.codec_context.name,
-            audio_codec=self.audio.codec_context.name,
+            audio_codec=self.audio.codec_context.name if self.audio is not None else "",
         )
