@@ -27,9 +27,11 @@ from tests.web.conftest import sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-# The page records 6 s; the clip is shorter so its whole challenge is inside the recording
-# (the camera file loops back to a frontal face, the microphone file then falls silent).
+# The page records 6 s; the challenge takes the first 5 s of the files, then the face holds still
+# facing the camera (the camera file would loop, and a second turn is a different answer) and
+# the microphone falls silent.
 CLIP_SECONDS = 5.0
+HOLD_SECONDS = 3.0
 
 
 def _write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> None:
@@ -70,7 +72,9 @@ def filmed_browser(
     spec = RecordingSpec(digits="".join(challenge["digits"]), turns=tuple(challenge["turns"]),
                          seconds=CLIP_SECONDS)
     camera, microphone = tmp_path / "camera.y4m", tmp_path / "microphone.wav"
-    _write_y4m(camera, render_frames(spec, round(spec.seconds * spec.fps)), spec.fps)
+    frames = list(render_frames(spec, round(spec.seconds * spec.fps)))
+    frames += [frames[-1]] * round(HOLD_SECONDS * spec.fps)
+    _write_y4m(camera, frames, spec.fps)
     _write_wav(microphone, spoken_digits(spec), AUDIO_RATE)
 
     profile = tempfile.mkdtemp(prefix="chromium-")
