@@ -76,8 +76,8 @@ def _register_and_upload(
     return seen
 
 
-def _sealed_recordings() -> list[Path]:
-    return list((Path(settings.MEDIA_ROOT) / "cameos" / "recordings").glob("*"))
+def _sealed_recordings(check_id: str) -> list[Path]:
+    return list((Path(settings.MEDIA_ROOT) / "cameos" / "recordings").glob(f"{check_id}*"))
 
 
 def test_a_recorded_registration_is_verified_by_the_worker(
@@ -93,7 +93,7 @@ def test_a_recorded_registration_is_verified_by_the_worker(
     assert FaceVector.objects.filter(cameo=cameo, engine=get_engine().id).count() == (
         ReferenceImage.objects.filter(cameo=cameo).count()
     )
-    assert _sealed_recordings() == []  # the recording is deleted once checked
+    assert _sealed_recordings(check["id"]) == []  # the recording is deleted once checked
 
 
 def test_wrong_digits_fail_the_registration_with_a_reason(
@@ -107,7 +107,7 @@ def test_wrong_digits_fail_the_registration_with_a_reason(
     assert codes == ["digits_mismatch"], check["failures"]
     assert "we heard" in check["failures"][0]["message"].lower()
     assert FaceVector.objects.filter(cameo__owner=bob.user).count() == 0
-    assert _sealed_recordings() == []
+    assert _sealed_recordings(check["id"]) == []
 
 
 def _frames(data: bytes, every: int = 6) -> list[np.ndarray]:
