@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from cameos.actions.checks import checks_to_resend, run_check
+from cameos.actions.checks import checks_to_resend, do_delete_orphan_recordings, run_check
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -17,6 +17,7 @@ def resend_checks_task() -> int:
     pending = checks_to_resend()
     for check_id in pending:
         check_recording_task.delay(check_id)
+    do_delete_orphan_recordings()
     return len(pending)
 
 

@@ -261,3 +261,28 @@ def checks_to_resend() -> list[str]:
         created_at__lt=now - datetime.timedelta(seconds=CHECK_REQUEUE_SECONDS),
     ) | Q(status=LivenessCheck.Status.RUNNING, lease_until__lt=now)
     return [str(pk) for pk in LivenessCheck.objects.filter(stale).values_list("pk", flat=True)]
+
+
+RECORDINGS_FOLDER = "cameos/recordings"
+# An upload whose transaction never committed leaves a sealed file no check names; it is
+# removed once it is this old (far longer than any upload's transaction).
+ORPHAN_RECORDING_SECONDS = 3600
+
+
+def do_delete_orphan_recordings() -> int:
+    """Delete sealed recordings that no queued or running check refers to; returns how many."""
+    if not default_storage.exists(RECORDINGS_FOLDER):
+        return 0
+    _folders, names = default_storage.listdir(RECORDINGS_FOLDER)
+    referenced = set(
+        LivenessCheck.objects.exclude(recording="").values_list("recording", flat=True)
+    )
+    cutoff = timezone.now() - datetime.timedelta(seconds=ORPHAN_RECORDING_SECONDS)
+    deleted = 0
+    for name in names:
+        path = f"{RECORDINGS_FOLDER}/{name}"
+        if path in referenced or default_storage.get_modified_time(path) > cutoff:
+            continue
+        default_storage.delete(path)
+        deleted += 1
+    return deleted

@@ -129,6 +129,7 @@ def do_submit_recording(
     A refused upload (bad file, used or expired challenge) stores nothing and leaves the
     challenge as it was. The recording is kept encrypted only until its check ends.
     """
+    from cameos.actions.checks import RECORDINGS_FOLDER
     from cameos.tasks import check_recording_task
 
     with transaction.atomic():
@@ -150,7 +151,7 @@ def do_submit_recording(
             raise Conflict(f"Your cameo is {cameo.status}.", code="cameo_not_awaiting_recording")
         check_recording_upload(upload)
         check_id = uuid.uuid4()
-        name, _key_id = save_sealed(f"cameos/recordings/{check_id}.sealed", upload.read())
+        name, _key_id = save_sealed(f"{RECORDINGS_FOLDER}/{check_id}.sealed", upload.read())
         try:
             challenge.used_at = timezone.now()
             challenge.save(update_fields=["used_at"])

@@ -141,3 +141,23 @@ def test_rotating_the_key_re_encrypts_every_reference(
     assert not (Path(settings.MEDIA_ROOT) / before.file).exists()
     with override_settings(CAMEO_ENCRYPTION_KEYS=[new_key]):
         assert read_sealed(after.file) == plain
+
+
+def test_a_sealed_recording_no_check_refers_to_is_swept_after_an_hour(alice: Member) -> None:
+    import os
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from cameos.actions.checks import RECORDINGS_FOLDER, do_delete_orphan_recordings
+
+    orphan = default_storage.save(f"{RECORDINGS_FOLDER}/orphan.sealed", ContentFile(b"x"))
+    recent = default_storage.save(f"{RECORDINGS_FOLDER}/recent.sealed", ContentFile(b"x"))
+    hour_ago = (timezone.now() - datetime.timedelta(hours=2)).timestamp()
+    os.utime(Path(settings.MEDIA_ROOT) / orphan, (hour_ago, hour_ago))
+
+    assert do_delete_orphan_recordings() == 1
+
+    assert not default_storage.exists(orphan)
+    assert default_storage.exists(recent)
+    default_storage.delete(recent)
