@@ -7,11 +7,10 @@ embedding = engine.embed(rgb_image, faces[0])
 
 from __future__ import annotations
 
-import threading
-
 from django.core.exceptions import ImproperlyConfigured
 
 from cameos.faces.base import DetectedFace, FaceEmbedding, FaceEngine, Match, Metric, Point
+from sora_social.loaded import LoadedOnce
 
 __all__ = [
     "ENGINE_NAMES",
@@ -29,30 +28,14 @@ __all__ = [
 # the folder named by FACE_MODEL_DIR (production).
 ENGINE_NAMES = ("dlib", "insightface")
 
-_engines: dict[str, FaceEngine] = {}
-_engines_lock = threading.Lock()
-
-
 def get_engine(name: str | None = None) -> FaceEngine:
-    """The process-wide instance of engine `name` (default: `settings.FACE_ENGINE`).
-
-    Engines load model weights when constructed, so each is built at most once per process; the
-    lock stops two threads from both building it. A failed build is not remembered: the next
-    call tries again (and raises again, with the same message, until the configuration is fixed).
-    """
+    """The process-wide instance of engine `name` (default: `settings.FACE_ENGINE`), built on
+    first use (see sora_social.loaded)."""
     if name is None:
         from django.conf import settings
 
         name = settings.FACE_ENGINE
-    if name not in ENGINE_NAMES:
-        valid = ", ".join(ENGINE_NAMES)
-        raise ValueError(f"unknown face engine {name!r}; choose one of {valid}")
-    with _engines_lock:
-        engine = _engines.get(name)
-        if engine is None:
-            engine = _build_engine(name)
-            _engines[name] = engine
-        return engine
+    return _engines.get(name)
 
 
 def check_engine_configuration() -> None:
@@ -94,3 +77,6 @@ def _build_engine(name: str) -> FaceEngine:
     from cameos.faces.insightface_engine import InsightFaceEngine
 
     return InsightFaceEngine(settings.FACE_MODEL_DIR)
+
+
+_engines: LoadedOnce[FaceEngine] = LoadedOnce("face engine", ENGINE_NAMES, _build_engine)
