@@ -8,6 +8,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 from django.conf import settings
 from django.utils import timezone
@@ -110,22 +112,46 @@ def test_a_new_challenge_retires_the_previous_one(alice: Member, recording: Path
     assert response.json()["error"]["code"] == "challenge_expired"
 
 
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 480), "gray").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _audio_only() -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=48_000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 48_000 * 4), dtype=np.float32), format="flt", layout="mono"
+        )
+        frame.sample_rate = 48_000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
-    ("data", "code"),
+    ("kind", "code"),
     [
-        (b"", "recording_not_a_video"),
-        (b"hello, this is a text file\n" * 40, "recording_not_a_video"),
-        (None, "recording_still_image"),
+        ("empty", "recording_not_a_video"),
+        ("text", "recording_not_a_video"),
+        ("png-renamed-mp4", "recording_still_image"),
+        ("audio-only", "recording_no_video"),
+        ("truncated", "recording_truncated"),
     ],
-    ids=["empty", "text", "png-renamed-mp4"],
 )
 def test_a_bad_upload_is_refused_and_nothing_is_stored(
-    alice: Member, data: bytes | None, code: str
+    alice: Member, recording: Path, kind: str, code: str
 ) -> None:
-    if data is None:
-        buffer = io.BytesIO()
-        Image.new("RGB", (640, 480), "gray").save(buffer, format="PNG")
-        data = buffer.getvalue()
+    data = {
+        "empty": lambda: b"",
+        "text": lambda: b"hello, this is a text file\n" * 40,
+        "png-renamed-mp4": _png,
+        "audio-only": _audio_only,
+        "truncated": lambda: recording.read_bytes()[: recording.stat().st_size // 2],
+    }[kind]()
     challenge_id = _start(alice)["challenge"]["id"]
     files_before = _stored_files()
 
