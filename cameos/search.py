@@ -42,8 +42,10 @@ def nearest_cameos(
     operator = _OPERATORS[engine.metric]
     dimension = int(engine.dimension)
     literal = "[" + ",".join(f"{float(value):.7g}" for value in vector) + "]"
-    where = ["v.dimension = %s", "v.engine = %s", "c.status = ANY(%s)"]
-    parameters: list[Any] = [dimension, engine.id, list(statuses)]
+    # The dimension is written into the SQL, not bound: the partial index's predicate must be
+    # provable from the query text, or a generic (server-side) plan falls back to a scan.
+    where = [f"v.dimension = {dimension}", "v.engine = %s", "c.status = ANY(%s)"]
+    parameters: list[Any] = [engine.id, list(statuses)]
     if exclude_owner_id is not None:
         where.append("c.owner_id <> %s")
         parameters.append(exclude_owner_id)
