@@ -23,7 +23,7 @@ from cameos.models import Cameo, CameoAccess, CameoEvent, FaceVector, ReferenceI
 from tests.cameos.cameos import registered_cameo
 from tests.cameos.clips import still_clip
 from tests.cameos.images import astronaut
-from tests.cameos.recordings import RecordingSpec, build_recording
+from tests.cameos.recordings import RecordingSpec, build_recording, heard_correctly
 from tests.conftest import LiveStack, Member
 from tests.generation.videos import sdk
 from tests.private_servers import wait_for
@@ -56,9 +56,8 @@ def _register_and_upload(
     assert started.status_code == 201, started.text
     challenge = started.json()["challenge"]
     digits = "".join(challenge["digits"])
-    recording = build_recording(
-        media_dir, RecordingSpec(digits=say or digits, turns=tuple(challenge["turns"]))
-    )
+    spec = RecordingSpec(digits=say or digits, turns=tuple(challenge["turns"]))
+    recording = build_recording(media_dir, spec if say else heard_correctly(spec))
     with recording.open("rb") as upload:
         accepted = _api(stack, member, "POST",
                         f"/api/cameos/registrations/{challenge['id']}/recording",
