@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib.util
+import io
 import math
 import struct
 from collections.abc import Iterator
@@ -699,23 +700,42 @@ SPEECH_VARIANTS = tuple(
 )
 
 
+def through_codec(samples: np.ndarray, codec: str = "aac", container: str = "mp4") -> np.ndarray:
+    """48 kHz float samples encoded with `codec` and decoded to 16 kHz, as an upload's sound
+    reaches the recogniser."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as output:
+        stream = output.add_stream(codec, rate=AUDIO_RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(
+            samples[None, :].astype(np.float32), format="flt", layout="mono"
+        )
+        frame.sample_rate = AUDIO_RATE
+        output.mux(stream.encode(frame))
+        output.mux(stream.encode())
+    buffer.seek(0)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=16_000)
+    chunks = []
+    with av.open(buffer) as decoded:
+        for audio in decoded.decode(audio=0):
+            chunks += [chunk.to_ndarray().reshape(-1) for chunk in resampler.resample(audio)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
 def heard_correctly(
     spec: RecordingSpec, audio_round_trip: Any = None
 ) -> RecordingSpec:
     """`spec` with the first speech variant whose digits the liveness recogniser hears right.
 
     `audio_round_trip(samples_48k) -> samples_16k` stands in for what the upload path does to
-    the sound (the default: resample only; the browser test passes an Opus round trip).
+    the sound (the default: through AAC in MP4, as `build_recording` encodes it).
     """
     from cameos.liveness.speech import check_digits
 
     for variant in SPEECH_VARIANTS:
         candidate = dataclasses.replace(spec, **variant)
         samples = spoken_digits(candidate)
-        if audio_round_trip is None:
-            heard = resample_poly(samples, 1, AUDIO_RATE // 16_000).astype(np.float32)
-        else:
-            heard = audio_round_trip(samples)
+        heard = (audio_round_trip or through_codec)(samples)
         if check_digits(heard, 16_000, spec.digits).is_match:
             return candidate
     raise AssertionError(f"no speech variant of {spec.digits} is recognised")

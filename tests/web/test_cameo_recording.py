@@ -4,7 +4,6 @@ the WebM, the page uploads it, a real CPU worker checks it, and the page shows t
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
 import wave
@@ -28,6 +27,7 @@ from tests.cameos.recordings import (
     heard_correctly,
     render_frames,
     spoken_digits,
+    through_codec,
 )
 from tests.conftest import LiveStack, Member
 from tests.web.conftest import sign_in
@@ -58,26 +58,6 @@ def _write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> None:
                 output.write(rows[:plane_height, :plane_width].tobytes())
 
 
-def _through_opus(samples: np.ndarray) -> np.ndarray:
-    """What the browser's MediaRecorder and the check's decoder do to the sound."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="webm") as container:
-        stream = container.add_stream("libopus", rate=48_000)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(samples[None, :].astype(np.float32), format="flt",
-                                           layout="mono")
-        frame.sample_rate = AUDIO_RATE
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    buffer.seek(0)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=16_000)
-    chunks = []
-    with av.open(buffer) as container:
-        for decoded in container.decode(audio=0):
-            chunks += [chunk.to_ndarray().reshape(-1) for chunk in resampler.resample(decoded)]
-    return np.concatenate(chunks).astype(np.float32)
-
-
 def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
     with wave.open(str(path), "wb") as output:
         output.setnchannels(1)
@@ -101,7 +81,7 @@ def filmed_browser(
     spec = heard_correctly(
         RecordingSpec(digits="".join(challenge["digits"]), turns=tuple(challenge["turns"]),
                       seconds=CLIP_SECONDS),
-        audio_round_trip=_through_opus,
+        audio_round_trip=lambda samples: through_codec(samples, "libopus", "webm"),
     )
     camera, microphone = tmp_path / "camera.y4m", tmp_path / "microphone.wav"
     frames = list(render_frames(spec, round(spec.seconds * spec.fps)))
