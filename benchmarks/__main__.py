@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from benchmarks import (
@@ -11,6 +12,7 @@ from benchmarks import (
     bench_rules,
     bench_service,
     bench_throughput,
+    bench_vectors,
     openloop,
 )
 
@@ -43,6 +45,11 @@ def main() -> None:
         )
     )
     rows += bench_throughput.summarize(bench_throughput.run(report=_progress))
+    # 1:N search over BENCH_VECTOR_ROWS (default 1,000,000) embeddings: about 45 minutes the
+    # first time (the build), minutes afterwards (the data and indexes are kept in var/bench).
+    rows_env = os.environ.get("BENCH_VECTOR_ROWS", "1000000")
+    vectors = bench_vectors.Config(rows=int(rows_env), reuse=True)
+    rows += bench_vectors.summarize(bench_vectors.run(vectors))
     # Last: the sentence encoder pins this process's BLAS to one thread.
     rows += bench_rules.summarize(bench_rules.run())
     width = max(len(row[0]) for row in rows)
