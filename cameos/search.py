@@ -29,16 +29,15 @@ class CameoMatch:
     distance: float
 
 
-def nearest_cameos(
+def nearest_query(
     engine: FaceEngine,
     vector: np.ndarray,
     *,
-    limit: int = 10,
-    statuses: Iterable[str] = (Cameo.Status.VERIFIED, Cameo.Status.IN_REVIEW),
-    exclude_owner_id: int | None = None,
-    max_distance: float | None = None,
-) -> list[CameoMatch]:
-    """The cameos whose closest embedding is nearest `vector`, best first, one row each."""
+    limit: int,
+    statuses: Iterable[str],
+    exclude_owner_id: int | None,
+) -> tuple[str, list[Any]]:
+    """The SQL (and its parameters) of a 1:N search: one row per cameo, nearest first."""
     operator = _OPERATORS[engine.metric]
     dimension = int(engine.dimension)
     literal = "[" + ",".join(f"{float(value):.7g}" for value in vector) + "]"
@@ -59,9 +58,25 @@ def nearest_cameos(
             LIMIT %s
         ) nearest GROUP BY cameo_id, owner_id ORDER BY 3 LIMIT %s
     """  # noqa: S608 (operator and dimension come from the engine, never from input)
+    return query, [literal, *parameters, literal, limit * 4, limit]
+
+
+def nearest_cameos(
+    engine: FaceEngine,
+    vector: np.ndarray,
+    *,
+    limit: int = 10,
+    statuses: Iterable[str] = (Cameo.Status.VERIFIED, Cameo.Status.IN_REVIEW),
+    exclude_owner_id: int | None = None,
+    max_distance: float | None = None,
+) -> list[CameoMatch]:
+    """The cameos whose closest embedding is nearest `vector`, best first, one row each."""
+    query, parameters = nearest_query(
+        engine, vector, limit=limit, statuses=statuses, exclude_owner_id=exclude_owner_id
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {max(SEARCH_EF, limit * 4)}")
-        cursor.execute(query, [literal, *parameters, literal, limit * 4, limit])
+        cursor.execute(query, parameters)
         rows = cursor.fetchall()
     matches = [CameoMatch(cameo_id=row[0], owner_id=row[1], distance=float(row[2])) for row in rows]
     if max_distance is not None:

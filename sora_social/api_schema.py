@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 
@@ -20,3 +21,8 @@ class ApiErrorDetailSerializer(serializers.Serializer):
 
 class ApiErrorSerializer(serializers.Serializer):
     error = ApiErrorDetailSerializer()
+
+
+def api_errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Schema responses for a view's errors: 401 (every view here authenticates) and `statuses`."""
+    return {status: OpenApiResponse(ApiErrorSerializer) for status in (401, *statuses)}

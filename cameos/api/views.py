@@ -44,13 +44,9 @@ from generation.api.schema import openai_errors
 from generation.api.views import OpenAIView
 from sora_social.accounts.actions import access_user_by_handle
 from sora_social.accounts.authentication import request_user
-from sora_social.api_schema import ApiErrorSerializer
+from sora_social.api_schema import api_errors
 
 CLIENT_HEADER = "X-Client"
-
-
-def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ApiErrorSerializer) for code in (401, *statuses)}
 
 
 def _client(request: Request) -> str:
@@ -71,7 +67,7 @@ class ConsentNoticeView(APIView):
 class RegistrationView(APIView):
     @extend_schema(
         request=RegistrationSerializer,
-        responses={201: RegistrationResponseSerializer, **_errors(400, 409)},
+        responses={201: RegistrationResponseSerializer, **api_errors(400, 409)},
     )
     def post(self, request: Request) -> Response:
         serializer = RegistrationSerializer(data=request.data)
@@ -93,7 +89,7 @@ class RecordingView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": RecordingUploadSerializer},
-        responses={202: LivenessCheckSerializer, **_errors(400, 404, 409, 422)},
+        responses={202: LivenessCheckSerializer, **api_errors(400, 404, 409, 422)},
     )
     def post(self, request: Request, challenge_id: str) -> Response:
         serializer = RecordingUploadSerializer(data=request.data)
@@ -108,7 +104,7 @@ class RecordingView(APIView):
 
 
 class LivenessCheckView(APIView):
-    @extend_schema(responses={200: LivenessCheckSerializer, **_errors(404)})
+    @extend_schema(responses={200: LivenessCheckSerializer, **api_errors(404)})
     def get(self, request: Request, check_id: str) -> Response:
         try:
             key = uuid.UUID(check_id)
@@ -125,19 +121,19 @@ class LivenessCheckView(APIView):
 
 
 class CameoListView(APIView):
-    @extend_schema(responses={200: CameoSerializer(many=True), **_errors()})
+    @extend_schema(responses={200: CameoSerializer(many=True), **api_errors()})
     def get(self, request: Request) -> Response:
         cameos = Cameo.objects.filter(owner=request_user(request)).order_by("-created_at")
         return Response(CameoSerializer(cameos, many=True).data)
 
 
 class CameoDetailView(APIView):
-    @extend_schema(responses={200: CameoSerializer, **_errors(404)})
+    @extend_schema(responses={200: CameoSerializer, **api_errors(404)})
     def get(self, request: Request, cameo_id: str) -> Response:
         return Response(CameoSerializer(access_own_cameo(request_user(request), cameo_id)).data)
 
     @extend_schema(
-        request=CameoSettingsSerializer, responses={200: CameoSerializer, **_errors(400, 404)}
+        request=CameoSettingsSerializer, responses={200: CameoSerializer, **api_errors(400, 404)}
     )
     def patch(self, request: Request, cameo_id: str) -> Response:
         serializer = CameoSettingsSerializer(data=request.data)
@@ -151,7 +147,7 @@ class CameoDetailView(APIView):
 class CameoEventsView(APIView):
     """Every use and attempted use of the cameo, and every change to it, newest first."""
 
-    @extend_schema(responses={200: CameoEventSerializer(many=True), **_errors(404)})
+    @extend_schema(responses={200: CameoEventSerializer(many=True), **api_errors(404)})
     def get(self, request: Request, cameo_id: str) -> Response:
         cameo = access_own_cameo(request_user(request), cameo_id)
         paginator = LimitOffsetPagination()
@@ -160,7 +156,7 @@ class CameoEventsView(APIView):
 
 
 class CameoAccessListView(APIView):
-    @extend_schema(responses={200: CameoAccessSerializer(many=True), **_errors(404)})
+    @extend_schema(responses={200: CameoAccessSerializer(many=True), **api_errors(404)})
     def get(self, request: Request, cameo_id: str) -> Response:
         cameo = access_own_cameo(request_user(request), cameo_id)
         return Response(CameoAccessSerializer(cameo_access_list(cameo), many=True).data)
@@ -168,7 +164,7 @@ class CameoAccessListView(APIView):
 
 class CameoAccessView(APIView):
     @extend_schema(
-        request=AccessDecisionSerializer, responses={204: None, **_errors(400, 404)}
+        request=AccessDecisionSerializer, responses={204: None, **api_errors(400, 404)}
     )
     def put(self, request: Request, cameo_id: str, handle: str) -> Response:
         serializer = AccessDecisionSerializer(data=request.data)
@@ -181,7 +177,7 @@ class CameoAccessView(APIView):
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={204: None, **_errors(404)})
+    @extend_schema(responses={204: None, **api_errors(404)})
     def delete(self, request: Request, cameo_id: str, handle: str) -> Response:
         do_decide_access(request_user(request), cameo_id, access_user_by_handle(handle), None)
         return Response(status=status.HTTP_204_NO_CONTENT)

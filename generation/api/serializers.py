@@ -5,8 +5,6 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from generation.objects import video_object  # noqa: F401 (re-exported)
-
 ALLOWED_SECONDS = ("4", "8", "12")
 ALLOWED_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 OPENAI_MODELS = (

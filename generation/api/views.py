@@ -36,11 +36,11 @@ from generation.api.serializers import (
     VideoCreateSerializer,
     VideoListSerializer,
     VideoRemixSerializer,
-    video_object,
 )
 from generation.errors import InvalidRequest
 from generation.inputs import check_input_reference
 from generation.models import VideoJob
+from generation.objects import video_object
 from generation.ratelimit import check_create_rate_limit
 from generation.storage import content_type
 from sora_social.accounts.authentication import request_user

@@ -20,7 +20,7 @@ from cameos.actions.erasure import do_expire_unused_cameos, do_rotate_reference_
 from cameos.crypto import read_sealed
 from cameos.faces import get_engine
 from cameos.models import Cameo, CameoEvent, FaceVector, ReferenceImage
-from cameos.search import nearest_cameos
+from cameos.search import nearest_cameos, nearest_query
 from tests.cameos.cameos import reference_face, registered_cameo
 from tests.cameos.images import astronaut, group_photo_face
 from tests.conftest import Member
@@ -80,22 +80,18 @@ def test_search_finds_the_owner_and_never_mixes_engines(
 
 def test_the_search_uses_the_engines_hnsw_index(alice: Member) -> None:
     registered_cameo(alice.user)
-    dimension = get_engine().dimension
-    vector = "[" + ",".join(["0.1"] * dimension) + "]"
+    engine = get_engine()
+    query, parameters = nearest_query(
+        engine, np.full(engine.dimension, 0.1, dtype=np.float32), limit=10,
+        statuses=[Cameo.Status.VERIFIED], exclude_owner_id=None,
+    )
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        query = (
-            f"EXPLAIN SELECT cameo_id FROM cameos_facevector WHERE dimension = {dimension} "
-            f"AND engine = %s ORDER BY embedding::vector({dimension}) <-> %s::vector({dimension}) "
-            "LIMIT 10"
-        )
-        cursor.execute(
-            query, [get_engine().id, vector],
-        )
+        cursor.execute("EXPLAIN " + query, parameters)
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
-    assert f"cameos_facevector_hnsw_{dimension}_l2" in plan
+    assert f"cameos_facevector_hnsw_{engine.dimension}_l2" in plan
 
 
 def test_unused_cameos_lose_their_biometric_data_after_the_retention_period(

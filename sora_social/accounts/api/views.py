@@ -31,7 +31,7 @@ from sora_social.accounts.api.serializers import (
 )
 from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import ApiKey, User
-from sora_social.api_schema import ApiErrorSerializer
+from sora_social.api_schema import api_errors
 from sora_social.errors import api_error_body
 
 
@@ -124,7 +124,7 @@ class ApiKeyDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-_PERSON_ERRORS = {status_code: ApiErrorSerializer for status_code in (400, 401, 404)}
+_PERSON_ERRORS = api_errors(400, 404)
 
 
 class FollowView(APIView):
