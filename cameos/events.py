@@ -67,12 +67,52 @@ def use_allowed_event(cameo: Cameo, *, author: User, video_id: str, reason: str)
 
 
 def use_refused_event(
-    cameo: Cameo, *, author: User, reason: str, details: dict[str, Any] | None = None
+    cameo: Cameo,
+    *,
+    author: User,
+    reason: str,
+    details: dict[str, Any] | None = None,
+    video_id: str = "",
 ) -> CameoEvent:
     event = _event(cameo, CameoEvent.Kind.USE_REFUSED, actor=author, reason=reason,
-                   details=details)
+                   details=details, video_id=video_id)
     send_cameo_event(cameo, "cameo.use_refused", {"by": author.handle, "reason": reason})
     return event
+
+
+def appearance_detected_event(
+    cameo: Cameo, *, author: User, video_id: str, reason: str, distance: float
+) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.APPEARANCE_DETECTED, actor=author, video_id=video_id,
+                  reason=reason, details={"distance": round(distance, 4)})
+
+
+def appearance_uncertain_event(
+    cameo: Cameo, *, author: User, video_id: str, distance: float
+) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.APPEARANCE_UNCERTAIN, actor=author,
+                  video_id=video_id, details={"distance": round(distance, 4)})
+
+
+def owner_decided_event(
+    cameo: Cameo, kind: CameoEvent.Kind, *, video_id: str, reason: str = ""
+) -> CameoEvent:
+    """The owner approved, declined or removed a video of them."""
+    if kind not in (CameoEvent.Kind.VIDEO_APPROVED, CameoEvent.Kind.VIDEO_DECLINED,
+                    CameoEvent.Kind.VIDEO_REMOVED):
+        raise ValueError(f"{kind} is not an owner's decision about a video")
+    return _event(cameo, kind, actor=cameo.owner, video_id=video_id, reason=reason)
+
+
+def revoked_event(cameo: Cameo) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.REVOKED, actor=cameo.owner)
+
+
+def revocation_completed_event(
+    cameo: Cameo, *, withdrawn: int, cancelled: int
+) -> CameoEvent:
+    return _event(cameo, CameoEvent.Kind.REVOCATION_COMPLETED,
+                  details={"videos_withdrawn": withdrawn, "jobs_cancelled": cancelled})
 
 
 def biometrics_erased_event(cameo: Cameo, *, erased: dict[str, int], why: str) -> CameoEvent:

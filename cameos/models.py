@@ -69,6 +69,9 @@ class Cameo(models.Model):
     )
     rules = models.JSONField(default=list, blank=True)  # plain words, see cameos.rules
     preferences = models.CharField(max_length=MAX_PREFERENCES_CHARACTERS, blank=True)
+    # The owner approves each video of them (made by someone else) before it can be published
+    # or downloaded.
+    requires_approval = models.BooleanField(default=False)
     # Set when a check fails: [{"code": ..., "message": ...}], shown to the owner.
     failures = models.JSONField(default=list, blank=True)
     # Which face engine made this cameo's vectors (empty for characters).
@@ -250,6 +253,15 @@ class CameoEvent(models.Model):
         SETTINGS_CHANGED = "settings_changed"
         USE_ALLOWED = "use_allowed"
         USE_REFUSED = "use_refused"
+        # The output check found the cameo untagged in a video its author may make.
+        APPEARANCE_DETECTED = "appearance_detected"
+        # ...or found someone who may be them, for the owner to decide.
+        APPEARANCE_UNCERTAIN = "appearance_uncertain"
+        VIDEO_APPROVED = "video_approved"
+        VIDEO_DECLINED = "video_declined"
+        VIDEO_REMOVED = "video_removed"
+        REVOKED = "revoked"
+        REVOCATION_COMPLETED = "revocation_completed"
         BIOMETRICS_ERASED = "biometrics_erased"
 
     cameo = models.ForeignKey(Cameo, on_delete=models.CASCADE, related_name="events")
@@ -283,6 +295,8 @@ class Appearance(models.Model):
 
     class OwnerDecision(models.TextChoices):
         NONE = "none"
+        # The video is held until the owner approves (their setting, or an uncertain match).
+        PENDING = "pending"
         APPROVED = "approved"
         DECLINED = "declined"
         REMOVED = "removed"
@@ -299,6 +313,12 @@ class Appearance(models.Model):
     owner_decision = models.CharField(
         max_length=10, choices=OwnerDecision.choices, default=OwnerDecision.NONE
     )
+    # What the output check saw: the face's nearest distance to the cameo's references (the
+    # engine's metric), and where in the video it was first seen. Null: not (yet) found.
+    distance = models.FloatField(null=True, blank=True)
+    first_seen_seconds = models.FloatField(null=True, blank=True)
+    # Between the engine's match and non-match thresholds: maybe them, the owner decides.
+    is_uncertain = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
 
@@ -310,3 +330,21 @@ class Appearance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cameo_id} in {self.video_id} ({self.source})"
+
+
+class DeletionReceipt(models.Model):
+    """What a revocation erased and withdrew, and when: given to the owner, kept without
+    biometric data."""
+
+    cameo = models.OneToOneField(Cameo, on_delete=models.CASCADE, related_name="receipt")
+    requested_at = models.DateTimeField(default=timezone.now)
+    biometrics_erased_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # {"reference_images": [{"position", "key_id"}], "face_vectors": [{"engine", "dimension"}],
+    #  "recordings": n}: a list of what was erased, not the data.
+    erased = models.JSONField(default=dict)
+    videos_withdrawn = models.JSONField(default=list)  # video ids
+    jobs_cancelled = models.JSONField(default=list)  # video ids
+
+    def __str__(self) -> str:
+        return f"deletion receipt of {self.cameo_id}"

@@ -27,3 +27,22 @@ def expire_unused_cameos_task() -> int:
     from cameos.actions.erasure import do_expire_unused_cameos
 
     return do_expire_unused_cameos()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def revocation_cascade_task(cameo_id: str) -> None:
+    """On queue `default`. Idempotent: withdraws what is left to withdraw."""
+    from cameos.actions.revocation import do_run_revocation_cascade
+
+    do_run_revocation_cascade(cameo_id)
+
+
+@shared_task(ignore_result=True)
+def resume_revocations_task() -> int:
+    """Run again the cascades that did not complete (beat, periodic)."""
+    from cameos.actions.revocation import do_run_revocation_cascade, unfinished_revocations
+
+    pending = unfinished_revocations()
+    for cameo_id in pending:
+        do_run_revocation_cascade(cameo_id)
+    return len(pending)

@@ -46,3 +46,12 @@ class RateLimited(OpenAIError):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class VideoWithdrawn(OpenAIError):
+    status_code = status.HTTP_410_GONE
+    code = "video_withdrawn"
+
+
+class VideoAwaitingApproval(Conflict):
+    code = "video_awaiting_approval"

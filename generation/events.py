@@ -7,7 +7,7 @@ from generation.objects import video_object
 from sora_social.events import send_user_event
 
 VIDEO_EVENT_KINDS = ("video.queued", "video.progress", "video.completed", "video.failed",
-                     "video.deleted")
+                     "video.cancelled", "video.withdrawn", "video.deleted")
 
 
 def send_video_event(job: VideoJob, kind: str) -> None:

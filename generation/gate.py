@@ -39,16 +39,16 @@ RenderInputProvider = Callable[["VideoJob", Path], dict[str, Any]]
 
 
 @cache
-def _load(paths: tuple[str, ...]) -> tuple[Any, ...]:
+def load_paths(paths: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(import_string(path) for path in paths)
 
 
 def request_checks() -> tuple[RequestCheck, ...]:
-    return _load(tuple(settings.REQUEST_GATE))
+    return load_paths(tuple(settings.REQUEST_GATE))
 
 
 def render_input_providers() -> tuple[RenderInputProvider, ...]:
-    return _load(tuple(settings.RENDER_INPUTS))
+    return load_paths(tuple(settings.RENDER_INPUTS))
 
 
 def run_request_gate(user: User, request: GenerationRequest) -> list[GateDecision]:

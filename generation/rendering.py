@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import time
@@ -13,13 +12,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db.models import Q
 
 from generation.actions.jobs import (
     Lease,
     LeaseLost,
     do_claim_job,
     do_fail_job_permanently,
-    do_finish_job,
+    do_finish_render,
     do_heartbeat,
     do_release_failed_attempt,
 )
@@ -27,7 +27,7 @@ from generation.backends import RenderRequest, get_backend
 from generation.gate import render_input_providers
 from generation.media.encode import encode_clip
 from generation.models import VideoJob
-from generation.storage import OUTPUT_FILES, delete_names, store_output
+from generation.storage import OUTPUT_FILES, copy_from_storage, delete_names, store_output
 
 logger = logging.getLogger(__name__)
 
@@ -64,23 +64,17 @@ class _Heartbeat:
             self.last_progress = progress
 
 
-def _copy_from_storage(name: str, destination: Path) -> Path:
-    with default_storage.open(name, "rb") as source, open(destination, "wb") as target:
-        shutil.copyfileobj(source, target)
-    return destination
-
-
 def _build_request(job: VideoJob, workdir: Path) -> RenderRequest:
     input_reference = None
     if job.input_reference:
-        input_reference = _copy_from_storage(job.input_reference.name, workdir / "reference.png")
+        input_reference = copy_from_storage(job.input_reference.name, workdir / "reference.png")
     source_video = None
     if job.remix_source_name:
         if not default_storage.exists(job.remix_source_name):
             raise PermanentRenderError(
                 "remix_source_deleted", "The video this remix starts from was deleted."
             )
-        source_video = _copy_from_storage(job.remix_source_name, workdir / "source.mp4")
+        source_video = copy_from_storage(job.remix_source_name, workdir / "source.mp4")
     extra: dict[str, Any] = {}
     for provider in render_input_providers():
         extra.update(provider(job, workdir))
@@ -133,7 +127,7 @@ def render_claimed_job(lease: Lease) -> None:
             for variant in OUTPUT_FILES:
                 files[variant] = store_output(job_id, variant, local_files[variant])
                 stored.append(files[variant])
-        if not do_finish_job(lease, files=files, render_seconds=render_seconds):
+        if not do_finish_render(lease, files=files, render_seconds=render_seconds):
             raise LeaseLost(job_id)
         logger.info("job %s completed in %.2f s", job_id, render_seconds)
     except LeaseLost:
@@ -149,7 +143,10 @@ def render_claimed_job(lease: Lease) -> None:
 
 
 def _discard_if_not_completed(job_id: str, stored: list[str]) -> None:
-    """Delete files this attempt stored unless another attempt completed the job with them."""
-    if VideoJob.objects.filter(pk=job_id, status=VideoJob.Status.COMPLETED).exists():
-        return  # the same names hold the completed job's files; keep them
+    """Delete files this attempt stored unless another attempt finished the job with them."""
+    finished = Q(status=VideoJob.Status.COMPLETED) | Q(
+        status=VideoJob.Status.IN_PROGRESS, stage=VideoJob.Stage.OUTPUT_CHECK
+    )
+    if VideoJob.objects.filter(finished, pk=job_id).exists():
+        return  # the same names hold the finished render's files; keep them
     delete_names(stored)

@@ -4,6 +4,7 @@ render that runs twice overwrites instead of adding a second copy."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from django.core.files import File
@@ -40,6 +41,12 @@ def store_output(job_id: str, variant: str, local_path: Path) -> str:
     if stored != name:
         raise RuntimeError(f"storage renamed {name} to {stored}; it must allow overwriting")
     return stored
+
+
+def copy_from_storage(name: str, destination: Path) -> Path:
+    with default_storage.open(name, "rb") as source, open(destination, "wb") as target:
+        shutil.copyfileobj(source, target)
+    return destination
 
 
 def delete_names(names: list[str]) -> None:

@@ -6,6 +6,7 @@ from celery import Task, shared_task
 from celery.signals import worker_ready, worker_shutdown
 
 from generation.actions.jobs import do_reap_jobs
+from generation.checking import check_job_output
 from generation.dispatch import Dispatcher, forget_render_message
 from generation.rendering import claim_render, render_claimed_job
 
@@ -23,11 +24,18 @@ def render_video_task(self: Task[Any, Any], job_id: str) -> None:
         render_claimed_job(lease)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def check_output_task(job_id: str) -> None:
+    """The output gate, on queue `default`. Safe to run any number of times for one job id."""
+    check_job_output(job_id)
+
+
 @shared_task(ignore_result=True)
 def reap_jobs_task() -> dict[str, int]:
     report = do_reap_jobs()
     return {"requeued": report.requeued, "failed": report.failed,
-            "redispatched": report.redispatched, "checked": report.checked}
+            "redispatched": report.redispatched, "checked": report.checked,
+            "checks_resent": report.checks_resent}
 
 
 # CPU workers (queue `default`) send the render messages of newly queued jobs.

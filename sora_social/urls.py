@@ -13,6 +13,7 @@ urlpatterns = [
     path("v1/", include(cameos_urls.v1_urlpatterns)),
     path("v1/", include("generation.api.urls")),
     path("api/", include("sora_social.accounts.api.urls")),
+    path("api/", include("sora_social.notifications.api.urls")),
     path("api/", include(cameos_urls.urlpatterns)),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

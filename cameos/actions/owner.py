@@ -42,6 +42,7 @@ def do_update_cameo_settings(
     audience: str | None = None,
     rules: list[str] | None = None,
     preferences: str | None = None,
+    requires_approval: bool | None = None,
 ) -> Cameo:
     changes: dict[str, Any] = {}
     if rules is not None:
@@ -60,7 +61,8 @@ def do_update_cameo_settings(
     with transaction.atomic():
         cameo = access_own_cameo(user, cameo_id, for_update=True)
         for field, value in (("audience", audience), ("rules", rules),
-                             ("preferences", preferences)):
+                             ("preferences", preferences),
+                             ("requires_approval", requires_approval)):
             if value is not None and getattr(cameo, field) != value:
                 changes[field] = {"from": getattr(cameo, field), "to": value}
                 setattr(cameo, field, value)

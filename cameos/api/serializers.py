@@ -36,7 +36,8 @@ class CameoSerializer(serializers.ModelSerializer):
         model = Cameo
         fields = (
             "id", "kind", "handle", "name", "status", "audience", "rules", "preferences",
-            "failures", "consent", "created_at", "verified_at", "last_used_at", "revoked_at",
+            "requires_approval", "failures", "consent", "created_at", "verified_at",
+            "last_used_at", "revoked_at", "erased_at",
         )
 
     def get_consent(self, cameo: Cameo) -> dict[str, Any] | None:
@@ -53,6 +54,11 @@ class CameoSettingsSerializer(serializers.Serializer):
     )
     preferences = serializers.CharField(
         max_length=MAX_PREFERENCES_CHARACTERS, allow_blank=True, required=False
+    )
+    requires_approval = serializers.BooleanField(
+        required=False,
+        help_text="Approve each video of you that someone else makes before it can be "
+                  "published or downloaded.",
     )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cameos.api import views
+from cameos.api import appearances, export, views
 
 urlpatterns = [
     path("cameos", views.CameoListView.as_view(), name="api-cameos"),
@@ -16,6 +16,23 @@ urlpatterns = [
     path(
         "cameos/<str:cameo_id>/events", views.CameoEventsView.as_view(), name="api-cameo-events"
     ),
+    path(
+        "cameos/<str:cameo_id>/audit-log", export.CameoAuditLogView.as_view(),
+        name="api-cameo-audit-log",
+    ),
+    path("cameos/<str:cameo_id>/revoke", appearances.CameoRevokeView.as_view(),
+         name="api-cameo-revoke"),
+    path("cameos/<str:cameo_id>/receipt", appearances.CameoReceiptView.as_view(),
+         name="api-cameo-receipt"),
+    path("appearances", appearances.AppearanceListView.as_view(), name="api-appearances"),
+    path("appearances/<str:appearance_id>", appearances.AppearanceDetailView.as_view(),
+         name="api-appearance"),
+    path("appearances/<str:appearance_id>/approve", appearances.AppearanceApproveView.as_view(),
+         name="api-appearance-approve"),
+    path("appearances/<str:appearance_id>/decline", appearances.AppearanceDeclineView.as_view(),
+         name="api-appearance-decline"),
+    path("appearances/<str:appearance_id>/remove", appearances.AppearanceRemoveView.as_view(),
+         name="api-appearance-remove"),
     path(
         "cameos/<str:cameo_id>/access", views.CameoAccessListView.as_view(),
         name="api-cameo-access",

@@ -86,8 +86,38 @@ def do_heartbeat(lease: Lease, *, progress: int) -> None:
         send_video_event(VideoJob.objects.get(pk=lease.job_id), "video.progress")
 
 
-def do_finish_job(lease: Lease, *, files: dict[str, str], render_seconds: float) -> bool:
-    """Mark the job completed with its stored files. False if the lease was lost meanwhile."""
+def do_finish_render(lease: Lease, *, files: dict[str, str], render_seconds: float) -> bool:
+    """The render is stored: hand the job to the output gate (or, with no output checks
+    configured, complete it). False if the lease was lost meanwhile."""
+    from generation.output_gate import has_output_checks
+
+    if not has_output_checks():
+        return _complete(lease, files=files, render_seconds=render_seconds)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = VideoJob.objects.filter(
+            pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token,
+            stage=VideoJob.Stage.RENDER,
+        ).update(
+            stage=VideoJob.Stage.OUTPUT_CHECK,
+            progress=99,
+            heartbeat_at=now,
+            # No check worker holds it yet; if no one claims it by then (a lost message), the
+            # reaper sends the check again.
+            lease_token=None,
+            lease_until=now + datetime.timedelta(seconds=settings.JOB_LEASE_SECONDS),
+            render_seconds=render_seconds,
+            video=files["video"],
+            thumbnail=files["thumbnail"],
+            spritesheet=files["spritesheet"],
+        )
+        if not updated:
+            return False
+        transaction.on_commit(functools.partial(send_output_check_message, lease.job_id))
+    return True
+
+
+def _complete(lease: Lease, *, files: dict[str, str], render_seconds: float) -> bool:
     now = timezone.now()
     with transaction.atomic():
         updated = VideoJob.objects.filter(
@@ -109,7 +139,19 @@ def do_finish_job(lease: Lease, *, files: dict[str, str], render_seconds: float)
     return True
 
 
-def _fail_locked(job: VideoJob, *, code: str, message: str) -> None:
+def send_output_check_message(job_id: str) -> None:
+    """Ask a CPU worker to check the job's output. Never raises: a lost message is sent again
+    by the reaper once the job's check lease runs out."""
+    from generation.tasks import check_output_task
+
+    try:
+        check_output_task.delay(job_id)
+    except Exception as error:  # noqa: BLE001 (the broker's failures are many; all mean "later")
+        logger.warning("could not send the output check of %s (the reaper will): %s",
+                       job_id, error)
+
+
+def fail_locked(job: VideoJob, *, code: str, message: str) -> None:
     """Caller holds the row lock and has checked the job is active."""
     job.status = VideoJob.Status.FAILED
     job.error_code = code
@@ -161,7 +203,7 @@ def do_release_failed_attempt(lease: Lease, *, code: str, message: str) -> None:
         if job is None:
             return
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            _fail_locked(job, code=code, message=message)
+            fail_locked(job, code=code, message=message)
         else:
             _requeue_locked(job)
 
@@ -171,7 +213,7 @@ def do_fail_job_permanently(lease: Lease, *, code: str, message: str) -> None:
     with transaction.atomic():
         job = _lock_leased_job(lease)
         if job is not None:
-            _fail_locked(job, code=code, message=message)
+            fail_locked(job, code=code, message=message)
 
 
 @dataclass(frozen=True)
@@ -181,6 +223,8 @@ class ReapReport:
     redispatched: int
     # Queued jobs past the grace period whose markers this pass looked up.
     checked: int = 0
+    # Output checks whose worker died or whose message was lost, sent again.
+    checks_resent: int = 0
 
 
 REDISPATCH_CURSOR_KEY = "dispatch:reaper-cursor"
@@ -188,10 +232,14 @@ REDISPATCH_CURSOR_KEY = "dispatch:reaper-cursor"
 
 def do_reap_jobs(*, batch_size: int = 100, redispatch_page_size: int = 500) -> ReapReport:
     """Recover jobs whose worker died (lease expired), then jobs whose message was lost."""
+    from generation.actions.output import recover_stalled_output_checks
+
     requeued, failed = _recover_expired_leases(batch_size=batch_size)
+    checks_resent, checks_failed = recover_stalled_output_checks(batch_size=batch_size)
     checked, redispatched = _redispatch_lost_messages(page_size=redispatch_page_size)
     return ReapReport(
-        requeued=requeued, failed=failed, redispatched=redispatched, checked=checked
+        requeued=requeued, failed=failed + checks_failed, redispatched=redispatched,
+        checked=checked, checks_resent=checks_resent,
     )
 
 
@@ -207,12 +255,13 @@ def _recover_expired_leases(*, batch_size: int) -> tuple[int, int]:
     with transaction.atomic():
         expired = (
             VideoJob.objects.select_for_update(skip_locked=True)
-            .filter(status=VideoJob.Status.IN_PROGRESS, lease_until__lt=now)
+            .filter(status=VideoJob.Status.IN_PROGRESS, stage=VideoJob.Stage.RENDER,
+                    lease_until__lt=now)
             .order_by("pk")[:batch_size]
         )
         for job in expired:
             if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-                _fail_locked(
+                fail_locked(
                     job,
                     code="worker_lost",
                     message=(

@@ -18,6 +18,7 @@ from generation.events import send_video_event
 from generation.gate import run_request_gate
 from generation.models import VideoJob, new_video_id
 from generation.storage import delete_job_files_after_commit, input_reference_name
+from generation.visibility import access_video_content
 from sora_social.accounts.models import User
 
 
@@ -57,6 +58,8 @@ def access_video(user: User, video_id: str, *, for_update: bool = False) -> Vide
 
 
 def check_remix_source(user: User, video_id: str) -> VideoJob:
+    """A video the user may remix: their own, and one they may watch (completed, not held,
+    not withdrawn)."""
     source = access_video(user, video_id)
     if source.status != VideoJob.Status.COMPLETED:
         raise InvalidRequest(
@@ -64,7 +67,7 @@ def check_remix_source(user: User, video_id: str) -> VideoJob:
             param="video_id",
             code="video_not_ready",
         )
-    return source
+    return access_video_content(user, video_id)
 
 
 def _existing_for_idempotency_key(

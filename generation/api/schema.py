@@ -68,7 +68,10 @@ def openai_errors(*statuses: int) -> dict[int, OpenApiResponse]:
         403: "A tagged cameo may not be used by you (`cameo_permission_denied`).",
         404: "No such object (someone else's private one is the same 404).",
         422: "The uploaded file was read but refused (the message names the problem).",
-        409: "The Idempotency-Key was used with other parameters.",
+        409: "The Idempotency-Key was used with other parameters, or the video waits for the "
+             "approval of a person in it (`video_awaiting_approval`).",
+        410: "The video was withdrawn (`video_withdrawn`); the message says why in general "
+             "terms.",
         429: "Rate limit or daily quota reached (`Retry-After` says when to retry).",
         503: "The database is unavailable (`Retry-After` says when to retry).",
     }
@@ -116,7 +119,7 @@ def remix_schema(request: Any) -> Any:
     return extend_schema(
         operation_id="videos_remix", tags=["videos"], parameters=[VIDEO_ID, IDEMPOTENCY_KEY],
         request={"application/json": request, "multipart/form-data": request},
-        responses={200: VideoObjectSerializer, **openai_errors(400, 403, 404, 409, 429)},
+        responses={200: VideoObjectSerializer, **openai_errors(400, 403, 404, 409, 410, 429)},
     )
 
 
@@ -133,6 +136,6 @@ content_schema = extend_schema(
         (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="A byte range."),
         302: OpenApiResponse(description="A short-lived signed URL (S3 storage)."),
         416: OpenApiResponse(description="The byte range is not satisfiable."),
-        **openai_errors(400, 404),
+        **openai_errors(400, 404, 409, 410),
     },
 )

@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from generation.actions.requests import (
     GenerationRequest,
-    access_video,
     check_and_request_generation,
     check_remix_source,
     do_delete_video,
@@ -43,6 +42,7 @@ from generation.models import VideoJob
 from generation.objects import video_object
 from generation.ratelimit import check_create_rate_limit
 from generation.storage import content_type
+from generation.visibility import access_video_content, access_video_state
 from sora_social.accounts.authentication import request_user
 from sora_social.accounts.models import ApiKey
 
@@ -149,7 +149,7 @@ class VideoCollectionView(OpenAIView):
 class VideoDetailView(OpenAIView):
     @retrieve_schema
     def get(self, request: Request, video_id: str) -> Response:
-        job = access_video(request_user(request), video_id)
+        job = access_video_state(request_user(request), video_id)
         headers = {}
         if job.status == VideoJob.Status.QUEUED:
             headers["openai-poll-after-ms"] = str(POLL_AFTER_MS_QUEUED)
@@ -194,13 +194,7 @@ class VideoContentView(OpenAIView):
         serializer = VideoContentSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         variant = serializer.validated_data["variant"]
-        job = access_video(request_user(request), video_id)
-        if job.status != VideoJob.Status.COMPLETED:
-            raise InvalidRequest(
-                f"Video '{video_id}' is {job.status}; its content is available once completed.",
-                param="video_id",
-                code="video_not_ready",
-            )
+        job = access_video_content(request_user(request), video_id)
         name = getattr(job, variant).name
         if settings.S3_BUCKET:
             # A short-lived signed URL: the bucket itself stays private.

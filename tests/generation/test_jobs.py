@@ -17,7 +17,7 @@ from django.utils import timezone
 from generation.actions.jobs import (
     LeaseLost,
     do_claim_job,
-    do_finish_job,
+    do_finish_render,
     do_heartbeat,
     do_reap_jobs,
     do_release_failed_attempt,
@@ -65,12 +65,14 @@ def test_finishing_twice_changes_nothing(alice: Member) -> None:
     lease = do_claim_job(job.pk, worker="one")
     assert lease is not None
 
-    assert do_finish_job(lease, files=FILES, render_seconds=1.5) is True
-    completed_at = VideoJob.objects.get(pk=job.pk).completed_at
-    assert do_finish_job(lease, files={**FILES, "video": "other.mp4"}, render_seconds=9) is False
+    assert do_finish_render(lease, files=FILES, render_seconds=1.5) is True
+    assert do_finish_render(lease, files={**FILES, "video": "other.mp4"}, render_seconds=9) is False
 
     job.refresh_from_db()
-    assert (job.status, job.video.name, job.completed_at) == ("completed", "v.mp4", completed_at)
+    # Stored, and waiting for the output gate (tests/generation/test_output_gate.py).
+    assert (job.status, job.stage, job.progress, job.video.name, job.render_seconds) == (
+        "in_progress", "output_check", 99, "v.mp4", 1.5
+    )
 
 
 def test_the_reaper_requeues_a_job_whose_worker_died_and_the_old_lease_is_dead(
@@ -96,7 +98,7 @@ def test_the_reaper_requeues_a_job_whose_worker_died_and_the_old_lease_is_dead(
     ]
     with pytest.raises(LeaseLost):
         do_heartbeat(stale_lease, progress=50)
-    assert do_finish_job(stale_lease, files=FILES, render_seconds=1) is False
+    assert do_finish_render(stale_lease, files=FILES, render_seconds=1) is False
 
 
 def test_the_reaper_gives_up_after_the_last_attempt_and_refunds_the_quota(alice: Member) -> None:

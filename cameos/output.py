@@ -1,0 +1,237 @@
+"""The cameo check of the output gate: whose faces are in a stored render, and were they
+allowed to be there?
+
+Each face track of the sampled frames (`cameos.faces.tracks`) is matched 1:k against the
+declared cameos' references and 1:N against every active cameo (pgvector), and attributed to
+its single nearest cameo. Then:
+- a declared cameo seen: its appearance records where and how closely;
+- an undeclared cameo seen, whose owner lets the author use it: a `detected` appearance, and
+  the owner is told;
+- an undeclared cameo seen that the author may not use (or a declared one no longer usable):
+  the job is blocked with `cameo_not_consented`, and the owner sees the attempt;
+- a face in the uncertain band of the nearest cameo: a `detected` appearance the owner must
+  approve; until then the video is held, never silently published.
+A cameo whose owner asked to approve every video of them holds the video the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+
+from cameos.events import (
+    appearance_detected_event,
+    appearance_uncertain_event,
+    send_cameo_event,
+    use_refused_event,
+)
+from cameos.faces import get_engine
+from cameos.faces.base import FaceEmbedding, FaceEngine
+from cameos.faces.tracks import FaceTrack, face_tracks
+from cameos.models import Appearance, Cameo, FaceVector
+from cameos.permissions import can_use_cameo
+from cameos.search import nearest_cameos
+from generation.actions.output import place_hold
+from generation.media.sampling import SampledVideo
+from generation.models import VideoJob
+from generation.output_gate import Outcome, OutputVerdict
+from sora_social.notifications.actions import do_notify
+
+NOT_CONSENTED_CODE = "cameo_not_consented"
+NOT_CONSENTED_MESSAGE = (
+    "This video shows a registered person who has not allowed you to use their likeness. "
+    "It was not kept and your quota was refunded."
+)
+# What holds a video until a person in it decides (generation.models.VideoHold.kind).
+APPROVAL_HOLD = "cameo_approval"
+# Candidates per face embedding from the 1:N index.
+CANDIDATES = 3
+
+
+@dataclass
+class Sighting:
+    """The nearest a cameo's references came to one face track."""
+
+    cameo_id: str
+    distance: float
+    first_seen: float
+
+
+@dataclass
+class CameoFindings:
+    author_id: int
+    confident: dict[str, Sighting] = field(default_factory=dict)
+    uncertain: dict[str, Sighting] = field(default_factory=dict)
+
+
+def _declared_vectors(engine: FaceEngine, cameo_ids: list[str]) -> dict[str, list[FaceEmbedding]]:
+    vectors: dict[str, list[FaceEmbedding]] = {}
+    rows = FaceVector.objects.filter(cameo_id__in=cameo_ids, engine=engine.id)
+    for cameo_id, embedding in rows.values_list("cameo_id", "embedding"):
+        vector = np.asarray(embedding, dtype=np.float32)
+        vectors.setdefault(cameo_id, []).append(
+            FaceEmbedding(vector=vector, engine=engine.id, dimension=len(vector))
+        )
+    return vectors
+
+
+def _nearest_per_cameo(
+    engine: FaceEngine, track: FaceTrack, declared: dict[str, list[FaceEmbedding]]
+) -> dict[str, float]:
+    """Every candidate cameo of this track with its nearest distance (1:k and 1:N)."""
+    nearest: dict[str, float] = {}
+    for embedding in track.embeddings:
+        for cameo_id, references in declared.items():
+            distance = min(engine.distance(embedding, reference) for reference in references)
+            nearest[cameo_id] = min(distance, nearest.get(cameo_id, distance))
+        for match in nearest_cameos(engine, embedding.vector, limit=CANDIDATES,
+                                    max_distance=engine.uncertain_threshold):
+            nearest[match.cameo_id] = min(match.distance,
+                                          nearest.get(match.cameo_id, match.distance))
+    return nearest
+
+
+def find_cameos(
+    sample: SampledVideo, engine: FaceEngine, *, declared_ids: list[str], author_id: int
+) -> CameoFindings:
+    """Attribute each face track to its nearest cameo, if any is near enough."""
+    findings = CameoFindings(author_id=author_id)
+    declared = _declared_vectors(engine, declared_ids)
+    for track in face_tracks(sample, engine):
+        nearest = _nearest_per_cameo(engine, track, declared)
+        if not nearest:
+            continue
+        cameo_id, distance = min(nearest.items(), key=lambda item: item[1])
+        if distance > engine.uncertain_threshold:
+            continue
+        bucket = (findings.confident if distance <= engine.match_threshold
+                  else findings.uncertain)
+        sighting = bucket.get(cameo_id)
+        if sighting is None:
+            bucket[cameo_id] = Sighting(cameo_id, distance, track.first_seen)
+        else:
+            sighting.distance = min(sighting.distance, distance)
+            sighting.first_seen = min(sighting.first_seen, track.first_seen)
+    for cameo_id in findings.confident:
+        findings.uncertain.pop(cameo_id, None)  # seen clearly elsewhere in the video
+    return findings
+
+
+@dataclass
+class CameoOutputDecision:
+    """The verdict's memory: written by `record` in the transaction that finishes the job."""
+
+    findings: CameoFindings
+    declared_ids: set[str]
+    refused_ids: list[str]
+
+    def record(self, job: VideoJob, is_blocked: bool) -> None:
+        author = job.user
+        sightings = {**self.findings.uncertain, **self.findings.confident}
+        # Locked in primary-key order, as the request gate and revocation lock them: a
+        # revocation that lands during the check either committed before (seen here, its
+        # cascade sent again below) or waits for this transaction (and its cascade sees the
+        # appearance written here).
+        cameos = {
+            cameo.pk: cameo
+            for cameo in Cameo.objects.select_for_update(of=("self",)).select_related("owner")
+            .filter(pk__in=sorted(set(sightings) | self.declared_ids)).order_by("pk")
+        }
+        if is_blocked:
+            for cameo_id in self.refused_ids:
+                cameo = cameos[cameo_id]
+                use_refused_event(cameo, author=author, reason="found_in_output",
+                                  video_id=job.id)
+                do_notify(cameo.owner_id, kind="appearance.refused",
+                          title="A video with your face was blocked",
+                          body=f"@{author.handle} made a video that showed you without your "
+                               "permission. It was not kept.",
+                          data={"video_id": job.id, "cameo_id": cameo.pk})
+            return
+        appearances = {
+            appearance.cameo_id: appearance
+            for appearance in Appearance.objects.select_for_update().filter(video=job)
+        }
+        for cameo_id, sighting in sightings.items():
+            cameo = cameos[cameo_id]
+            is_uncertain = cameo_id in self.findings.uncertain
+            appearance = appearances.get(cameo_id)
+            if appearance is None:
+                appearance = self._detected(job, cameo, sighting, is_uncertain=is_uncertain)
+                appearances[cameo_id] = appearance
+            else:
+                appearance.distance = sighting.distance
+                appearance.first_seen_seconds = sighting.first_seen
+                appearance.save(update_fields=["distance", "first_seen_seconds"])
+        for cameo_id, appearance in appearances.items():
+            cameo = cameos.get(cameo_id) or appearance.cameo
+            if cameo.owner_id != author.pk and (cameo.requires_approval or appearance.is_uncertain):
+                appearance.owner_decision = Appearance.OwnerDecision.PENDING
+                appearance.save(update_fields=["owner_decision"])
+                place_hold(job, kind=APPROVAL_HOLD, reference=str(appearance.pk))
+            if not cameo.is_usable and cameo.kind == Cameo.Kind.PERSON:
+                # Revoked while this video was checked: its cascade already ran without
+                # seeing this appearance, so it runs again once this commits.
+                from cameos.tasks import revocation_cascade_task
+
+                transaction.on_commit(functools.partial(revocation_cascade_task.delay, cameo.pk))
+
+    def _detected(
+        self, job: VideoJob, cameo: Cameo, sighting: Sighting, *, is_uncertain: bool
+    ) -> Appearance:
+        author = job.user
+        decision = can_use_cameo(author, cameo)
+        appearance = Appearance.objects.create(
+            video=job, cameo=cameo, source=Appearance.Source.DETECTED,
+            consent_decision=(Appearance.ConsentDecision.ALLOWED if decision.is_allowed
+                              else Appearance.ConsentDecision.REFUSED),
+            consent_reason=decision.reason, distance=sighting.distance,
+            first_seen_seconds=sighting.first_seen, is_uncertain=is_uncertain,
+        )
+        if is_uncertain:
+            appearance_uncertain_event(cameo, author=author, video_id=job.id,
+                                       distance=sighting.distance)
+            title = "Someone who may be you is in a video: please check it"
+        else:
+            appearance_detected_event(cameo, author=author, video_id=job.id,
+                                      reason=decision.reason, distance=sighting.distance)
+            title = "You appear in a new video"
+        if cameo.owner_id != author.pk:
+            do_notify(cameo.owner_id, kind="appearance.new", title=title,
+                      body=f"@{author.handle} made a video in which your face was found.",
+                      data={"video_id": job.id, "cameo_id": cameo.pk,
+                            "appearance_id": appearance.pk})
+        send_cameo_event(cameo, "cameo.appearance", {"video_id": job.id,
+                                                     "appearance_id": appearance.pk})
+        return appearance
+
+
+def check_cameo_faces(job: VideoJob, sample: SampledVideo) -> OutputVerdict:
+    """The output gate's cameo check (listed in settings.OUTPUT_CHECKS)."""
+    engine = get_engine()
+    declared_ids = set(
+        Appearance.objects.filter(video=job, source=Appearance.Source.TAGGED)
+        .values_list("cameo_id", flat=True)
+    )
+    findings = find_cameos(sample, engine, declared_ids=sorted(declared_ids),
+                           author_id=job.user_id)
+    author = job.user
+    refused = []
+    for cameo in Cameo.objects.select_related("owner").filter(
+        pk__in=set(findings.confident) | declared_ids
+    ).order_by("pk"):
+        # Consent must still hold when the video is made, tagged or not.
+        if not can_use_cameo(author, cameo).is_allowed:
+            refused.append(cameo.pk)
+    decision = CameoOutputDecision(findings=findings, declared_ids=declared_ids,
+                                   refused_ids=refused)
+    if refused:
+        return OutputVerdict(Outcome.BLOCK, code=NOT_CONSENTED_CODE,
+                             message=NOT_CONSENTED_MESSAGE, record=decision.record)
+    is_held = bool(findings.uncertain) or Cameo.objects.filter(
+        pk__in=set(findings.confident) | declared_ids, requires_approval=True
+    ).exclude(owner_id=job.user_id).exists()
+    return OutputVerdict(Outcome.HOLD if is_held else Outcome.PASS, record=decision.record)
