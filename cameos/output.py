@@ -1,9 +1,9 @@
 """The cameo check of the output gate: whose faces are in a stored render, and were they
 allowed to be there?
 
-Each face track of the sampled frames (`cameos.faces.tracks`) is matched 1:k against the
-declared cameos' references and 1:N against every active cameo (pgvector), and attributed to
-its single nearest cameo. Then:
+The faces embedded from each track of the sampled frames (`cameos.faces.tracks`) are matched
+1:k against the declared cameos' references and 1:N against every active cameo (pgvector),
+each attributed to its single nearest cameo. Then:
 - a declared cameo seen: its appearance records where and how closely;
 - an undeclared cameo seen, whose owner lets the author use it: a `detected` appearance, and
   the owner is told;
@@ -30,7 +30,7 @@ from cameos.events import (
 )
 from cameos.faces import get_engine
 from cameos.faces.base import FaceEmbedding, FaceEngine
-from cameos.faces.tracks import FaceTrack, face_tracks
+from cameos.faces.tracks import face_tracks
 from cameos.models import Appearance, Cameo, FaceVector
 from cameos.permissions import can_use_cameo
 from cameos.search import nearest_cameos
@@ -78,43 +78,43 @@ def _declared_vectors(engine: FaceEngine, cameo_ids: list[str]) -> dict[str, lis
     return vectors
 
 
-def _nearest_per_cameo(
-    engine: FaceEngine, track: FaceTrack, declared: dict[str, list[FaceEmbedding]]
-) -> dict[str, float]:
-    """Every candidate cameo of this track with its nearest distance (1:k and 1:N)."""
+def _nearest_cameo(
+    engine: FaceEngine, embedding: FaceEmbedding, declared: dict[str, list[FaceEmbedding]]
+) -> tuple[str, float] | None:
+    """The cameo nearest one face embedding, 1:k against the declared ones and 1:N."""
     nearest: dict[str, float] = {}
-    for embedding in track.embeddings:
-        for cameo_id, references in declared.items():
-            distance = min(engine.distance(embedding, reference) for reference in references)
-            nearest[cameo_id] = min(distance, nearest.get(cameo_id, distance))
-        for match in nearest_cameos(engine, embedding.vector, limit=CANDIDATES,
-                                    max_distance=engine.uncertain_threshold):
-            nearest[match.cameo_id] = min(match.distance,
-                                          nearest.get(match.cameo_id, match.distance))
-    return nearest
+    for cameo_id, references in declared.items():
+        nearest[cameo_id] = min(engine.distance(embedding, reference) for reference in references)
+    for match in nearest_cameos(engine, embedding.vector, limit=CANDIDATES,
+                                max_distance=engine.uncertain_threshold):
+        nearest[match.cameo_id] = min(match.distance, nearest.get(match.cameo_id, match.distance))
+    if not nearest:
+        return None
+    return min(nearest.items(), key=lambda item: item[1])
 
 
 def find_cameos(
     sample: SampledVideo, engine: FaceEngine, *, declared_ids: list[str], author_id: int
 ) -> CameoFindings:
-    """Attribute each face track to its nearest cameo, if any is near enough."""
+    """Attribute each embedded face to its nearest cameo, if any is near enough. Each face
+    (not each track) is attributed on its own: a track that joined two people standing in the
+    same place still reports both."""
     findings = CameoFindings(author_id=author_id)
     declared = _declared_vectors(engine, declared_ids)
     for track in face_tracks(sample, engine):
-        nearest = _nearest_per_cameo(engine, track, declared)
-        if not nearest:
-            continue
-        cameo_id, distance = min(nearest.items(), key=lambda item: item[1])
-        if distance > engine.uncertain_threshold:
-            continue
-        bucket = (findings.confident if distance <= engine.match_threshold
-                  else findings.uncertain)
-        sighting = bucket.get(cameo_id)
-        if sighting is None:
-            bucket[cameo_id] = Sighting(cameo_id, distance, track.first_seen)
-        else:
-            sighting.distance = min(sighting.distance, distance)
-            sighting.first_seen = min(sighting.first_seen, track.first_seen)
+        for embedding in track.embeddings:
+            nearest = _nearest_cameo(engine, embedding, declared)
+            if nearest is None or nearest[1] > engine.uncertain_threshold:
+                continue
+            cameo_id, distance = nearest
+            bucket = (findings.confident if distance <= engine.match_threshold
+                      else findings.uncertain)
+            sighting = bucket.get(cameo_id)
+            if sighting is None:
+                bucket[cameo_id] = Sighting(cameo_id, distance, track.first_seen)
+            else:
+                sighting.distance = min(sighting.distance, distance)
+                sighting.first_seen = min(sighting.first_seen, track.first_seen)
     for cameo_id in findings.confident:
         findings.uncertain.pop(cameo_id, None)  # seen clearly elsewhere in the video
     return findings

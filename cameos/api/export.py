@@ -107,7 +107,7 @@ class CameoAuditLogView(APIView):
         else:
             pieces = audit_json(cameo, exported_at=timezone.now())
         response = StreamingHttpResponse(
-            pieces, content_type=CONTENT_TYPES[export_format]
+            _sent_in_batches(pieces), content_type=CONTENT_TYPES[export_format]
         )
         handle = _UNSAFE_FILENAME_CHARACTERS.sub("_", cameo.handle)
         response["Content-Disposition"] = (

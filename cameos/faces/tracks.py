@@ -153,8 +153,12 @@ def _link(sample: SampledVideo, faces_per_frame: list[list[DetectedFace]]) -> li
         candidates = []
         for track_number, (track, last) in enumerate(open_tracks):
             previous = track.detections[-1].face
+            # A cut in a frame the track missed separates it from this frame just the same.
+            is_cut_since = any(
+                sample.frames[index].is_scene_change for index in range(last + 1, frame_index + 1)
+            )
             for face_number, face in enumerate(faces):
-                shift = _continuation_shift(previous, face, is_scene_change=frame.is_scene_change)
+                shift = _continuation_shift(previous, face, is_scene_change=is_cut_since)
                 if shift is not None:
                     # Prefer the track seen in the frame just before, then the nearest face.
                     candidates.append((frame_index - last, shift, track_number, face_number))

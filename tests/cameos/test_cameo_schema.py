@@ -18,6 +18,14 @@ CAMEO_OPERATIONS = {
     ("/api/cameos/{cameo_id}/access", "get"): {"200", "401", "404"},
     ("/api/cameos/{cameo_id}/access/{handle}", "put"): {"204", "400", "401", "404"},
     ("/api/cameos/{cameo_id}/access/{handle}", "delete"): {"204", "401", "404"},
+    ("/api/cameos/{cameo_id}/audit-log", "get"): {"200", "400", "401", "404"},
+    ("/api/cameos/{cameo_id}/revoke", "post"): {"202", "401", "404"},
+    ("/api/cameos/{cameo_id}/receipt", "get"): {"200", "401", "404"},
+    ("/api/appearances", "get"): {"200", "400", "401"},
+    ("/api/appearances/{appearance_id}", "get"): {"200", "401", "404"},
+    ("/api/appearances/{appearance_id}/approve", "post"): {"200", "401", "404", "409"},
+    ("/api/appearances/{appearance_id}/decline", "post"): {"200", "401", "404", "409"},
+    ("/api/appearances/{appearance_id}/remove", "post"): {"200", "401", "404"},
 }
 
 
@@ -26,7 +34,7 @@ def test_every_cameo_operation_is_described_with_its_errors() -> None:
 
     described = {
         (path, method): set(operation["responses"])
-        for path, operations in schema["paths"].items() if path.startswith("/api/cameos")
+        for path, operations in schema["paths"].items() if path.startswith(("/api/cameos", "/api/appearances"))
         for method, operation in operations.items()
     }
     assert described == CAMEO_OPERATIONS
