@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("sora_social.accounts.api.urls")),
     path("api/", include("sora_social.notifications.api.urls")),
     path("api/", include(cameos_urls.urlpatterns)),
+    path("api/", include("moderation.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

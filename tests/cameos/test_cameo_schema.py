@@ -34,7 +34,8 @@ def test_every_cameo_operation_is_described_with_its_errors() -> None:
 
     described = {
         (path, method): set(operation["responses"])
-        for path, operations in schema["paths"].items() if path.startswith(("/api/cameos", "/api/appearances"))
+        for path, operations in schema["paths"].items()
+        if path.startswith(("/api/cameos", "/api/appearances"))
         for method, operation in operations.items()
     }
     assert described == CAMEO_OPERATIONS

@@ -18,14 +18,12 @@ from cameos.actions.owner import do_decide_access, do_update_cameo_settings
 from cameos.faces import get_engine
 from cameos.models import Appearance, Cameo, CameoAccess, CameoEvent
 from cameos.output import APPROVAL_HOLD, NOT_CONSENTED_CODE
-from generation.actions.requests import GenerationRequest, check_and_request_generation
-from generation.checking import check_job_output
 from generation.models import DailyGenerationUsage, VideoHold, VideoJob
-from generation.rendering import render_job
 from generation.storage import output_name
 from sora_social.notifications.models import Notification
 from tests.cameos.cameos import registered_cameo
 from tests.cameos.images import astronaut
+from tests.cameos.videos import MakeVideo, rendered_and_checked, request_video
 from tests.conftest import Member
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -37,25 +35,12 @@ def _png(image: Any) -> bytes:
     return buffer.getvalue()
 
 
-MakeVideo = Callable[..., VideoJob]
-
-
 @pytest.fixture
 def make_video(django_capture_on_commit_callbacks: Callable[..., Any]) -> MakeVideo:
     def make(member: Member, prompt: str, *, photo: bytes | None = None) -> VideoJob:
-        """Request, render and check a video in this process, as the workers would, running
-        what each step does after its commit (file deletions, live events)."""
         with django_capture_on_commit_callbacks(execute=True):
-            job, _ = check_and_request_generation(
-                member.user,
-                GenerationRequest(prompt=prompt, model="sora-2", seconds=4, width=720,
-                                  height=1280, input_reference_png=photo),
-            )
-        render_job(job.pk)
-        with django_capture_on_commit_callbacks(execute=True):
-            check_job_output(job.pk)
-        job.refresh_from_db()
-        return job
+            job = request_video(member, prompt, photo=photo)
+        return rendered_and_checked(job, django_capture_on_commit_callbacks)
 
     return make
 
