@@ -1,4 +1,5 @@
-"""The owner's cameo page: consent, the recording with its live check, settings and audit."""
+"""The owner's cameo page (consent, the recording with its live check, settings and audit) and
+the "Where I appear" page (every video with the owner's cameo in it, and what to do about it)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
+from cameos.actions.appearances import appearances_of
 from cameos.actions.owner import cameo_access_list, cameo_events
 from cameos.actions.registration import live_person_cameo
+from cameos.api.appearances import AppearanceSerializer
 from cameos.api.serializers import (
     CameoAccessSerializer,
     CameoEventSerializer,
@@ -19,8 +22,10 @@ from cameos.api.serializers import (
 from cameos.consent import consent_notice
 from cameos.models import Cameo
 from sora_social.accounts.authentication import request_user
+from sora_social.accounts.models import Block
 
 EVENTS_SHOWN = 100
+APPEARANCES_SHOWN = 50
 
 
 @login_required
@@ -48,4 +53,28 @@ def my_cameo(request: HttpRequest) -> HttpResponse:
     return render(request, "cameos/cameo.html", context)
 
 
-urlpatterns = [path("cameo/", my_cameo, name="my-cameo")]
+@login_required
+def my_appearances(request: HttpRequest) -> HttpResponse:
+    user = request_user(request)
+    cameo = live_person_cameo(user)
+    appearances = appearances_of(user)
+    context = {
+        "cameo": CameoSerializer(cameo).data if cameo else None,
+        # The list's first page as GET /api/appearances answers it: the script shows it at
+        # once, then keeps it current from the API.
+        "first_page": {
+            "count": appearances.count(),
+            "results": AppearanceSerializer(appearances[:APPEARANCES_SHOWN], many=True).data,
+        },
+        "page_size": APPEARANCES_SHOWN,
+        "blocked_handles": sorted(
+            Block.objects.filter(blocker=user).values_list("blocked__handle", flat=True)
+        ),
+    }
+    return render(request, "cameos/appearances.html", context)
+
+
+urlpatterns = [
+    path("cameo/", my_cameo, name="my-cameo"),
+    path("cameo/appearances/", my_appearances, name="cameo-appearances"),
+]

@@ -106,11 +106,17 @@ def _batches(ids: list[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def do_run_revocation_cascade(cameo_id: str, *, batch_size: int | None = None) -> DeletionReceipt:
+def do_run_revocation_cascade(
+    cameo_id: str, *, batch_size: int | None = None
+) -> DeletionReceipt | None:
     """Cancel the renders and withdraw the videos that show a revoked cameo, then complete its
-    receipt. Each batch is its own transaction; a run cut short is finished by the next."""
+    receipt. Each batch is its own transaction; a run cut short is finished by the next. None
+    if the cameo was never revoked (or its owner's account is gone)."""
     size = batch_size or settings.REVOCATION_BATCH_SIZE
-    receipt = DeletionReceipt.objects.select_related("cameo").get(cameo_id=cameo_id)
+    receipt = DeletionReceipt.objects.select_related("cameo").filter(cameo_id=cameo_id).first()
+    if receipt is None:
+        logger.warning("no revocation of %s to carry out", cameo_id)
+        return None
     video_ids = list(
         Appearance.objects.filter(cameo_id=cameo_id).order_by("video_id")
         .values_list("video_id", flat=True)
