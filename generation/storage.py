@@ -65,11 +65,6 @@ def job_file_names(job: VideoJob) -> list[str]:
     return names
 
 
-def delete_output_files_after_commit(job_id: str) -> None:
-    names = [output_name(job_id, variant) for variant in OUTPUT_FILES]
-    transaction.on_commit(lambda: delete_names(names))
-
-
 def delete_job_files_after_commit(job: VideoJob) -> None:
     names = job_file_names(job)
     transaction.on_commit(lambda: delete_names(names))

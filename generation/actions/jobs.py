@@ -26,7 +26,7 @@ from generation.dispatch import (
 )
 from generation.events import send_video_event
 from generation.models import VideoJob
-from generation.storage import delete_output_files_after_commit
+from generation.storage import delete_job_files_after_commit
 from sora_social.redis import broker_redis_client
 
 logger = logging.getLogger(__name__)
@@ -168,8 +168,8 @@ def fail_locked(job: VideoJob, *, code: str, message: str) -> None:
     )
     refund_generation_quota(job.user_id, job.quota_day)
     # An attempt that died after storing some of its files leaves them under the job's fixed
-    # names; a failed job keeps none.
-    delete_output_files_after_commit(job.id)
+    # names; a failed job keeps none, nor its input (a blocked one may show someone's face).
+    delete_job_files_after_commit(job)
     send_video_event(job, "video.failed")
 
 

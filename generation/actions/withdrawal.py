@@ -17,7 +17,7 @@ from django.utils import timezone
 from generation.actions.quota import refund_generation_quota
 from generation.events import send_video_event
 from generation.models import VideoHold, VideoJob
-from generation.storage import delete_output_files_after_commit
+from generation.storage import delete_job_files_after_commit
 from sora_social.notifications.actions import do_notify
 
 ACTIVE = (VideoJob.Status.QUEUED, VideoJob.Status.IN_PROGRESS)
@@ -44,7 +44,7 @@ def _cancel_locked(job: VideoJob, *, code: str, message: str) -> None:
     job.save(update_fields=["status", "error_code", "error_message", "lease_token",
                             "lease_until", "completed_at", "is_quota_refunded"])
     refund_generation_quota(job.user_id, job.quota_day)
-    delete_output_files_after_commit(job.id)
+    delete_job_files_after_commit(job)
     send_video_event(job, "video.cancelled")
     do_notify(job.user_id, kind="video.cancelled", title="Your video was cancelled",
               body=message, data={"video_id": job.id, "code": code})
@@ -58,7 +58,7 @@ def _withdraw_locked(job: VideoJob, *, code: str, message: str) -> None:
     job.save(update_fields=["withdrawn_at", "withdrawal_reason", "withdrawal_message"])
     VideoHold.objects.filter(video=job).delete()
     # The person in it asked for it gone: no copy is kept to be served by any path.
-    delete_output_files_after_commit(job.id)
+    delete_job_files_after_commit(job)
     send_video_event(job, "video.withdrawn")
     do_notify(job.user_id, kind="video.withdrawn", title="Your video was removed",
               body=message, data={"video_id": job.id, "code": code})
