@@ -8,7 +8,9 @@ import sys
 from benchmarks import (
     bench_faces,
     bench_liveness,
+    bench_output_faces,
     bench_render,
+    bench_revocation,
     bench_rules,
     bench_service,
     bench_throughput,
@@ -34,6 +36,7 @@ def main() -> None:
     )
     rows += bench_faces.summarize(bench_faces.run())
     rows += bench_liveness.summarize(bench_liveness.run())
+    rows += bench_output_faces.summarize(bench_output_faces.run())
     rows += bench_service.summarize(bench_service.run())
     # The generator's own ceiling, so the throughput figures below are known to be the server's.
     generator_ceiling, _steps = openloop.self_test(duration_s=4.0, report=_progress)
@@ -45,6 +48,7 @@ def main() -> None:
         )
     )
     rows += bench_throughput.summarize(bench_throughput.run(report=_progress))
+    rows += bench_revocation.summarize(bench_revocation.run())
     # 1:N search over BENCH_VECTOR_ROWS (default 1,000,000) embeddings: about 45 minutes the
     # first time (the build), minutes afterwards (the data and indexes are kept in var/bench).
     rows_env = os.environ.get("BENCH_VECTOR_ROWS", "1000000")

@@ -339,9 +339,12 @@ class DeletionReceipt(models.Model):
     cameo = models.OneToOneField(Cameo, on_delete=models.CASCADE, related_name="receipt")
     requested_at = models.DateTimeField(default=timezone.now)
     biometrics_erased_at = models.DateTimeField(null=True, blank=True)
+    # When the cascade last finished a batch: one that stops moving lost its worker.
+    progressed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-    # {"reference_images": [{"position", "key_id"}], "face_vectors": [{"engine", "dimension"}],
-    #  "recordings": n}: a list of what was erased, not the data.
+    # {"reference_images": [{"position", "created_at"}], "face_vectors": [{"engine",
+    #  "dimension", "created_at"}], "recordings": n, "counts": {...}}: what was erased, not
+    #  the data.
     erased = models.JSONField(default=dict)
     videos_withdrawn = models.JSONField(default=list)  # video ids
     jobs_cancelled = models.JSONField(default=list)  # video ids

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cameos.actions.erasure import do_erase_biometrics
@@ -100,6 +101,10 @@ def do_revoke_cameo(user: User, cameo_id: str) -> DeletionReceipt:
     return receipt
 
 
+def _progressed(receipt: DeletionReceipt) -> None:
+    DeletionReceipt.objects.filter(pk=receipt.pk).update(progressed_at=timezone.now())
+
+
 def _batches(ids: list[str], size: int) -> Iterator[list[str]]:
     iterator = iter(ids)
     while batch := list(itertools.islice(iterator, size)):
@@ -127,12 +132,14 @@ def do_run_revocation_cascade(
                   .values_list("pk", flat=True))
     for batch in _batches(active, size):
         cancelled += do_cancel_jobs(batch, code=REVOKED_CODE, message=CANCELLED_MESSAGE)
+        _progressed(receipt)
     made = list(VideoJob.objects.filter(pk__in=video_ids, status=VideoJob.Status.COMPLETED,
                                         withdrawn_at__isnull=True).values_list("pk", flat=True))
     for batch in _batches(made, size):
         report = do_withdraw_videos(batch, code=REVOKED_CODE, message=WITHDRAWN_MESSAGE)
         withdrawn += report.withdrawn
         cancelled += report.cancelled
+        _progressed(receipt)
     with transaction.atomic():
         receipt = DeletionReceipt.objects.select_for_update().select_related("cameo").get(
             pk=receipt.pk
@@ -155,12 +162,15 @@ def do_run_revocation_cascade(
     return receipt
 
 
-# A cascade not completed this long after it was asked for lost its message or its worker.
+# A cascade that has not moved for this long lost its message or its worker.
 RESUME_AFTER = datetime.timedelta(seconds=60)
 
 
 def unfinished_revocations() -> list[str]:
-    """Revoked cameos whose cascade should have completed by now and has not."""
+    """Revoked cameos whose cascade stopped before completing: not started, or no batch
+    finished, within RESUME_AFTER (a long cascade still running is left alone)."""
     cutoff = timezone.now() - RESUME_AFTER
-    return list(DeletionReceipt.objects.filter(completed_at__isnull=True, requested_at__lt=cutoff)
+    last_moved = Coalesce("progressed_at", "requested_at")
+    return list(DeletionReceipt.objects.filter(completed_at__isnull=True)
+                .alias(last_moved=last_moved).filter(last_moved__lt=cutoff)
                 .values_list("cameo_id", flat=True))
