@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cameos.models import Cameo, CameoEvent
+from cameos.models import Appearance, Cameo, CameoEvent
 from sora_social.accounts.models import User
 from sora_social.events import send_user_event
+from sora_social.notifications.actions import do_notify
 
 
 def _event(
@@ -123,3 +124,23 @@ def send_cameo_event(cameo: Cameo, kind: str, data: dict[str, Any] | None = None
     """Tell the owner's open clients about their cameo, after the transaction commits."""
     payload = {"id": cameo.id, "handle": cameo.handle, "status": cameo.status, **(data or {})}
     send_user_event(cameo.owner_id, {"type": kind, "data": payload})
+
+
+def tell_owner_of_appearance(appearance: Appearance, *, author: User) -> None:
+    """A new video with the owner's cameo: a notification, and a live push to their open
+    clients (where-I-appear lists refresh on it). After commit, as both are."""
+    cameo = appearance.cameo
+    if appearance.is_uncertain:
+        title = "Someone who may be you is in a video: please check it"
+        body = f"@{author.handle} made a video with a face that may be yours."
+    elif appearance.source == Appearance.Source.DETECTED:
+        title = "You appear in a new video"
+        body = f"@{author.handle} made a video in which your face was found."
+    else:
+        title = "You were tagged in a new video"
+        body = f"@{author.handle} is making a video with your cameo @{cameo.handle}."
+    do_notify(cameo.owner_id, kind="appearance.new", title=title, body=body,
+              data={"video_id": appearance.video_id, "cameo_id": cameo.pk,
+                    "appearance_id": appearance.pk})
+    send_cameo_event(cameo, "cameo.appearance", {"video_id": appearance.video_id,
+                                                 "appearance_id": appearance.pk})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import status
 
-from cameos.events import use_allowed_event, use_refused_event
+from cameos.events import tell_owner_of_appearance, use_allowed_event, use_refused_event
 from cameos.models import CAMEO_ID_PREFIX, CHARACTER_ID_PREFIX, Appearance, Cameo
 from cameos.permissions import CameoDecision, can_use_cameo
 from cameos.tags import MAX_TAGS_PER_VIDEO, find_tags
@@ -87,7 +87,7 @@ class CameoGateDecision:
             decision = can_use_cameo(self.author, cameo)
             if not decision.is_allowed:
                 raise CameoPermissionDenied(declared.tag)
-            Appearance.objects.create(
+            appearance = Appearance.objects.create(
                 video=job,
                 cameo=cameo,
                 source=Appearance.Source.TAGGED,
@@ -96,6 +96,8 @@ class CameoGateDecision:
                 consent_reason=decision.reason,
             )
             use_allowed_event(cameo, author=self.author, video_id=job.id, reason=decision.reason)
+            if cameo.owner_id != self.author.pk:
+                tell_owner_of_appearance(appearance, author=self.author)
         Cameo.objects.filter(pk__in=ids).update(last_used_at=timezone.now())
 
 

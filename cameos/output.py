@@ -25,7 +25,7 @@ from django.db import transaction
 from cameos.events import (
     appearance_detected_event,
     appearance_uncertain_event,
-    send_cameo_event,
+    tell_owner_of_appearance,
     use_refused_event,
 )
 from cameos.faces import get_engine
@@ -172,6 +172,11 @@ class CameoOutputDecision:
                 appearance.owner_decision = Appearance.OwnerDecision.PENDING
                 appearance.save(update_fields=["owner_decision"])
                 place_hold(job, kind=APPROVAL_HOLD, reference=str(appearance.pk))
+                do_notify(author.pk, kind="video.awaiting_approval",
+                          title="Your video is waiting for approval",
+                          body="Someone who appears in it approves each video of them before "
+                               "it can be downloaded or posted.",
+                          data={"video_id": job.id})
             if not cameo.is_usable and cameo.kind == Cameo.Kind.PERSON:
                 # Revoked while this video was checked: its cascade already ran without
                 # seeing this appearance, so it runs again once this commits.
@@ -194,18 +199,11 @@ class CameoOutputDecision:
         if is_uncertain:
             appearance_uncertain_event(cameo, author=author, video_id=job.id,
                                        distance=sighting.distance)
-            title = "Someone who may be you is in a video: please check it"
         else:
             appearance_detected_event(cameo, author=author, video_id=job.id,
                                       reason=decision.reason, distance=sighting.distance)
-            title = "You appear in a new video"
         if cameo.owner_id != author.pk:
-            do_notify(cameo.owner_id, kind="appearance.new", title=title,
-                      body=f"@{author.handle} made a video in which your face was found.",
-                      data={"video_id": job.id, "cameo_id": cameo.pk,
-                            "appearance_id": appearance.pk})
-        send_cameo_event(cameo, "cameo.appearance", {"video_id": job.id,
-                                                     "appearance_id": appearance.pk})
+            tell_owner_of_appearance(appearance, author=author)
         return appearance
 
 

@@ -5,6 +5,7 @@ The cast: alice registers a cameo; bob is approved; charlie is not."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import openai
 import pytest
 from PIL import Image
+from websockets.sync.client import connect
 
 from cameos.actions.owner import do_decide_access
 from cameos.faces import get_engine
@@ -163,3 +165,24 @@ def test_alice_sees_consents_removes_and_revokes_every_video_of_her(
                  what=f"the files of {video_id} to go")
     assert DailyGenerationUsage.objects.get(user=bob.user).used == 4  # the cancelled one refunded
     assert {item["status"] for item in _appearances(live_stack, alice).values()} == {"removed"}
+
+
+def test_a_new_appearance_reaches_the_owner_live_and_as_a_notification(
+    live_stack: LiveStack, alice: Member, bob: Member
+) -> None:
+    cameo = registered_cameo(alice.user, audience=Cameo.Audience.APPROVED)
+    do_decide_access(alice.user, cameo.pk, bob.user, CameoAccess.Decision.APPROVED)
+    url = live_stack.url.replace("http", "ws") + "/ws/events"
+    with connect(url, additional_headers={"Authorization": f"Bearer {alice.key}"}) as socket:
+        assert json.loads(socket.recv(timeout=10))["user"]["handle"] == "alice"
+
+        video = sdk(live_stack.url, bob.key).videos.create(prompt="@alice flies a kite")
+
+        kinds: dict[str, dict[str, Any]] = {}
+        while not {"cameo.appearance", "notification.created"} <= set(kinds):
+            event = json.loads(socket.recv(timeout=30))
+            kinds[event["type"]] = event["data"]
+    assert kinds["cameo.appearance"]["video_id"] == video.id
+    assert kinds["notification.created"]["kind"] == "appearance.new"
+    listed = _api(live_stack, alice, "GET", "/api/notifications").json()
+    assert [item["data"]["video_id"] for item in listed["data"]] == [video.id]
