@@ -98,6 +98,15 @@ class LiveStack:
     def kill_gpu_worker(self) -> None:
         self.group.kill("gpu-worker", signal.SIGKILL)
 
+    def start_cpu_worker(self) -> None:
+        """A CPU worker (queue `default`: output checks, liveness, the dispatcher) under a
+        fresh node name."""
+        self.group.start("cpu-worker", worker_command("default",
+                                                      name=f"default-{time.monotonic_ns()}@%h"))
+
+    def kill_cpu_worker(self) -> None:
+        self.group.kill("cpu-worker", signal.SIGKILL)
+
 
 def _database_url() -> str:
     from django.db import connection
@@ -123,6 +132,8 @@ def live_stack(
         "VAR_DIR": str(settings.VAR_DIR),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "JOB_LEASE_SECONDS": "3",
+        # Long enough for a check of a 12 s video under load; short enough for a crash test.
+        "OUTPUT_CHECK_LEASE_SECONDS": "20",
         "REAPER_INTERVAL_SECONDS": "1",
         "CREATE_RATE_LIMIT_PER_MINUTE": "10000",
         "DAILY_GENERATION_QUOTA": str(settings.DAILY_GENERATION_QUOTA),
@@ -132,7 +143,7 @@ def live_stack(
     stack = LiveStack(url=f"http://127.0.0.1:{port}", group=group)
     group.start("web", web_command("127.0.0.1", port))
     stack.start_gpu_worker()
-    group.start("cpu-worker", worker_command("default", name=f"default-{port}@%h"))
+    stack.start_cpu_worker()
     group.start("scheduler", scheduler_command(tmp_path_factory.mktemp("beat") / "schedule"))
     try:
         group.wait_healthy(stack.url)

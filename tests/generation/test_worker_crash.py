@@ -50,3 +50,34 @@ def test_a_job_survives_its_worker_being_killed(live_stack: LiveStack, alice: Me
     ]
     media = probe_mp4(client.videos.download_content(video.id).read())
     assert media["frames"] == 12 * 24
+
+
+def test_a_job_survives_its_output_check_worker_being_killed(
+    live_stack: LiveStack, alice: Member
+) -> None:
+    client = sdk(live_stack.url, alice.key)
+    video = client.videos.create(prompt="Checked twice, kept once", seconds="12",
+                                 size="720x1280")
+    wait_for(
+        lambda: VideoJob.objects.filter(pk=video.id, stage="output_check",
+                                        lease_token__isnull=False).exists(),
+        timeout=120,
+        what="the output check to be under way",
+    )
+
+    live_stack.kill_cpu_worker()
+    killed = VideoJob.objects.get(pk=video.id)
+    assert (killed.status, killed.stage, killed.check_attempts, killed.progress) == (
+        "in_progress", "output_check", 1, 99)
+    live_stack.start_cpu_worker()
+    finished = client.videos.poll(video.id, poll_interval_ms=250)
+
+    job = VideoJob.objects.get(pk=video.id)
+    assert finished.status == "completed", finished.error
+    # Rendered once; checked again once its lease ran out (the reaper sent it again).
+    assert (job.status, job.attempts, job.check_attempts) == ("completed", 1, 2)
+    assert stored_files(video.id) == [
+        f"videos/{video.id}/spritesheet.jpg",
+        f"videos/{video.id}/thumbnail.webp",
+        f"videos/{video.id}/video.mp4",
+    ]
