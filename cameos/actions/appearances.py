@@ -79,6 +79,14 @@ def _lock(user: User, appearance_id: int | str) -> tuple[VideoJob, Appearance]:
     return video, appearance
 
 
+def _lock_pending(user: User, appearance_id: int | str) -> tuple[VideoJob, Appearance]:
+    video, appearance = _lock(user, appearance_id)
+    if appearance.owner_decision != Appearance.OwnerDecision.PENDING or video.is_withdrawn:
+        raise Conflict("This video is not waiting for your approval.", param="appearance_id",
+                       code="nothing_to_approve")
+    return video, appearance
+
+
 def _decide(appearance: Appearance, decision: Appearance.OwnerDecision) -> None:
     appearance.owner_decision = decision
     appearance.decided_at = timezone.now()
@@ -89,10 +97,7 @@ def do_approve_appearance(user: User, appearance_id: int | str) -> Appearance:
     """Approve a video waiting for the owner; once nothing else holds it, its author may
     download and publish it."""
     with transaction.atomic():
-        video, appearance = _lock(user, appearance_id)
-        if appearance.owner_decision != Appearance.OwnerDecision.PENDING or video.is_withdrawn:
-            raise Conflict("This video is not waiting for your approval.", param="appearance_id",
-                           code="nothing_to_approve")
+        video, appearance = _lock_pending(user, appearance_id)
         _decide(appearance, Appearance.OwnerDecision.APPROVED)
         is_released = release_hold(video, kind=APPROVAL_HOLD, reference=str(appearance.pk))
         owner_decided_event(appearance.cameo, CameoEvent.Kind.VIDEO_APPROVED, video_id=video.id)
@@ -108,10 +113,7 @@ def do_approve_appearance(user: User, appearance_id: int | str) -> Appearance:
 def do_decline_appearance(user: User, appearance_id: int | str) -> WithdrawalReport:
     """Decline a video waiting for the owner: it is withdrawn, with its remixes."""
     with transaction.atomic():
-        video, appearance = _lock(user, appearance_id)
-        if appearance.owner_decision != Appearance.OwnerDecision.PENDING or video.is_withdrawn:
-            raise Conflict("This video is not waiting for your approval.", param="appearance_id",
-                           code="nothing_to_approve")
+        video, appearance = _lock_pending(user, appearance_id)
         _decide(appearance, Appearance.OwnerDecision.DECLINED)
         owner_decided_event(appearance.cameo, CameoEvent.Kind.VIDEO_DECLINED, video_id=video.id)
         report = do_withdraw_videos([video.id], code=DECLINED_CODE, message=DECLINED_MESSAGE)

@@ -91,51 +91,34 @@ def do_finish_render(lease: Lease, *, files: dict[str, str], render_seconds: flo
     configured, complete it). False if the lease was lost meanwhile."""
     from generation.output_gate import has_output_checks
 
-    if not has_output_checks():
-        return _complete(lease, files=files, render_seconds=render_seconds)
     now = timezone.now()
+    is_checked = has_output_checks()
+    if is_checked:
+        # No check worker holds it yet; if no one claims it by then (a lost message), the
+        # reaper sends the check again.
+        outcome = {"stage": VideoJob.Stage.OUTPUT_CHECK, "progress": 99, "lease_token": None,
+                   "lease_until": now + datetime.timedelta(seconds=settings.JOB_LEASE_SECONDS)}
+    else:
+        outcome = {"status": VideoJob.Status.COMPLETED, "progress": 100, "completed_at": now,
+                   "lease_until": None}
     with transaction.atomic():
         updated = VideoJob.objects.filter(
             pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token,
             stage=VideoJob.Stage.RENDER,
         ).update(
-            stage=VideoJob.Stage.OUTPUT_CHECK,
-            progress=99,
             heartbeat_at=now,
-            # No check worker holds it yet; if no one claims it by then (a lost message), the
-            # reaper sends the check again.
-            lease_token=None,
-            lease_until=now + datetime.timedelta(seconds=settings.JOB_LEASE_SECONDS),
             render_seconds=render_seconds,
             video=files["video"],
             thumbnail=files["thumbnail"],
             spritesheet=files["spritesheet"],
+            **outcome,
         )
         if not updated:
             return False
-        transaction.on_commit(functools.partial(send_output_check_message, lease.job_id))
-    return True
-
-
-def _complete(lease: Lease, *, files: dict[str, str], render_seconds: float) -> bool:
-    now = timezone.now()
-    with transaction.atomic():
-        updated = VideoJob.objects.filter(
-            pk=lease.job_id, status=VideoJob.Status.IN_PROGRESS, lease_token=lease.token
-        ).update(
-            status=VideoJob.Status.COMPLETED,
-            progress=100,
-            completed_at=now,
-            heartbeat_at=now,
-            lease_until=None,
-            render_seconds=render_seconds,
-            video=files["video"],
-            thumbnail=files["thumbnail"],
-            spritesheet=files["spritesheet"],
-        )
-        if not updated:
-            return False
-        send_video_event(VideoJob.objects.get(pk=lease.job_id), "video.completed")
+        if is_checked:
+            transaction.on_commit(functools.partial(send_output_check_message, lease.job_id))
+        else:
+            send_video_event(VideoJob.objects.get(pk=lease.job_id), "video.completed")
     return True
 
 
@@ -151,9 +134,13 @@ def send_output_check_message(job_id: str) -> None:
                        job_id, error)
 
 
-def fail_locked(job: VideoJob, *, code: str, message: str) -> None:
-    """Caller holds the row lock and has checked the job is active."""
-    job.status = VideoJob.Status.FAILED
+def end_locked(
+    job: VideoJob, *, status: VideoJob.Status, code: str, message: str, event: str
+) -> None:
+    """Fail or cancel an active job: refunded, its files (outputs and input) deleted after
+    commit. Caller holds the row lock and has checked the job is active; a worker still on it
+    loses its lease and drops its work at its next step."""
+    job.status = status
     job.error_code = code
     job.error_message = message
     job.lease_token = None
@@ -168,9 +155,15 @@ def fail_locked(job: VideoJob, *, code: str, message: str) -> None:
     )
     refund_generation_quota(job.user_id, job.quota_day)
     # An attempt that died after storing some of its files leaves them under the job's fixed
-    # names; a failed job keeps none, nor its input (a blocked one may show someone's face).
+    # names; an ended job keeps none, nor its input (a blocked one may show someone's face).
     delete_job_files_after_commit(job)
-    send_video_event(job, "video.failed")
+    send_video_event(job, event)
+
+
+def fail_locked(job: VideoJob, *, code: str, message: str) -> None:
+    """Caller holds the row lock and has checked the job is active."""
+    end_locked(job, status=VideoJob.Status.FAILED, code=code, message=message,
+               event="video.failed")
 
 
 def _requeue_locked(job: VideoJob) -> None:

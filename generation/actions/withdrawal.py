@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from generation.actions.quota import refund_generation_quota
+from generation.actions.jobs import end_locked
 from generation.events import send_video_event
 from generation.models import VideoHold, VideoJob
 from generation.storage import delete_job_files_after_commit
@@ -32,20 +32,9 @@ class WithdrawalReport:
 
 
 def _cancel_locked(job: VideoJob, *, code: str, message: str) -> None:
-    """Caller holds the row lock and has checked the job is active. A worker still rendering
-    or checking it loses its lease and drops its work at its next step."""
-    job.status = VideoJob.Status.CANCELLED
-    job.error_code = code
-    job.error_message = message
-    job.lease_token = None
-    job.lease_until = None
-    job.completed_at = timezone.now()
-    job.is_quota_refunded = True
-    job.save(update_fields=["status", "error_code", "error_message", "lease_token",
-                            "lease_until", "completed_at", "is_quota_refunded"])
-    refund_generation_quota(job.user_id, job.quota_day)
-    delete_job_files_after_commit(job)
-    send_video_event(job, "video.cancelled")
+    """Caller holds the row lock and has checked the job is active."""
+    end_locked(job, status=VideoJob.Status.CANCELLED, code=code, message=message,
+               event="video.cancelled")
     do_notify(job.user_id, kind="video.cancelled", title="Your video was cancelled",
               body=message, data={"video_id": job.id, "code": code})
 
