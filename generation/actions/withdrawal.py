@@ -8,6 +8,7 @@ withdrawn video are withdrawn too, and those still rendering are cancelled.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -31,15 +32,39 @@ class WithdrawalReport:
     cancelled: list[str] = field(default_factory=list)
 
 
-def _cancel_locked(job: VideoJob, *, code: str, message: str) -> None:
+class _AuthorNotices:
+    """One notification per author and reason for everything one call ended, written in its
+    transaction: an author who loses 200 videos to one revocation gets one message, not 200."""
+
+    TITLES = {
+        "video.cancelled": ("Your video was cancelled", "{count} of your videos were cancelled"),
+        "video.withdrawn": ("Your video was removed", "{count} of your videos were removed"),
+    }
+
+    def __init__(self) -> None:
+        self.videos: dict[tuple[int, str, str, str], list[str]] = defaultdict(list)
+
+    def add(self, job: VideoJob, *, kind: str, code: str, message: str) -> None:
+        self.videos[(job.user_id, kind, code, message)].append(job.id)
+
+    def send(self) -> None:
+        for (user_id, kind, code, message), video_ids in self.videos.items():
+            one, many = self.TITLES[kind]
+            title = one if len(video_ids) == 1 else many.format(count=len(video_ids))
+            do_notify(user_id, kind=kind, title=title, body=message,
+                      data={"video_ids": video_ids, "code": code})
+
+
+def _cancel_locked(job: VideoJob, *, code: str, message: str, notices: _AuthorNotices) -> None:
     """Caller holds the row lock and has checked the job is active."""
     end_locked(job, status=VideoJob.Status.CANCELLED, code=code, message=message,
                event="video.cancelled")
-    do_notify(job.user_id, kind="video.cancelled", title="Your video was cancelled",
-              body=message, data={"video_id": job.id, "code": code})
+    notices.add(job, kind="video.cancelled", code=code, message=message)
 
 
-def _withdraw_locked(job: VideoJob, *, code: str, message: str) -> None:
+def _withdraw_locked(
+    job: VideoJob, *, code: str, message: str, notices: _AuthorNotices
+) -> None:
     """Caller holds the row lock and has checked the job is completed and not withdrawn."""
     job.withdrawn_at = timezone.now()
     job.withdrawal_reason = code
@@ -49,8 +74,7 @@ def _withdraw_locked(job: VideoJob, *, code: str, message: str) -> None:
     # The person in it asked for it gone: no copy is kept to be served by any path.
     delete_job_files_after_commit(job)
     send_video_event(job, "video.withdrawn")
-    do_notify(job.user_id, kind="video.withdrawn", title="Your video was removed",
-              body=message, data={"video_id": job.id, "code": code})
+    notices.add(job, kind="video.withdrawn", code=code, message=message)
 
 
 def remix_descendants(job_ids: Iterable[str]) -> set[str]:
@@ -72,11 +96,13 @@ def do_cancel_jobs(job_ids: Iterable[str], *, code: str, message: str) -> list[s
     """Cancel those of these jobs still queued or in progress (quota refunded, files deleted,
     authors told); returns the ids cancelled. Running it twice cancels nothing more."""
     cancelled = []
+    notices = _AuthorNotices()
     with transaction.atomic():
         jobs = VideoJob.objects.select_for_update().filter(pk__in=list(job_ids), status__in=ACTIVE)
         for job in jobs.order_by("pk"):
-            _cancel_locked(job, code=code, message=message)
+            _cancel_locked(job, code=code, message=message, notices=notices)
             cancelled.append(job.id)
+        notices.send()
     return cancelled
 
 
@@ -86,6 +112,7 @@ def do_withdraw_videos(job_ids: Iterable[str], *, code: str, message: str) -> Wi
     direct = set(job_ids)
     descendants = remix_descendants(direct)
     report = WithdrawalReport()
+    notices = _AuthorNotices()
     with transaction.atomic():
         jobs = VideoJob.objects.select_for_update().filter(pk__in=direct | descendants)
         for job in jobs.order_by("pk"):
@@ -93,9 +120,10 @@ def do_withdraw_videos(job_ids: Iterable[str], *, code: str, message: str) -> Wi
             job_code = code if is_direct else SOURCE_WITHDRAWN
             job_message = message if is_direct else SOURCE_WITHDRAWN_MESSAGE
             if job.status in ACTIVE:
-                _cancel_locked(job, code=job_code, message=job_message)
+                _cancel_locked(job, code=job_code, message=job_message, notices=notices)
                 report.cancelled.append(job.id)
             elif job.status == VideoJob.Status.COMPLETED and not job.is_withdrawn:
-                _withdraw_locked(job, code=job_code, message=job_message)
+                _withdraw_locked(job, code=job_code, message=job_message, notices=notices)
                 report.withdrawn.append(job.id)
+        notices.send()
     return report

@@ -172,8 +172,10 @@ def test_a_removed_video_and_its_remix_are_gone_from_every_path(
     assert listed == {video.pk: "removed", remix.pk: "removed", kept.pk: "draft"}
     assert CameoEvent.objects.filter(cameo=alice_cameo, kind="video_removed",
                                      video_id=video.pk).count() == 1
-    assert set(Notification.objects.filter(recipient=bob.user, kind="video.withdrawn")
-               .values_list("data__video_id", flat=True)) == {video.pk, remix.pk}
+    # One notice per reason: the video removed, and its remix removed with it.
+    notices = Notification.objects.filter(recipient=bob.user, kind="video.withdrawn")
+    assert sorted((notice.data["code"], notice.data["video_ids"]) for notice in notices) == [
+        ("cameo_owner_removed", [video.pk]), ("source_withdrawn", [remix.pk])]
     page = Client()
     page.force_login(bob.user)
     assert page.get(f"/v1/videos/{video.pk}/content").status_code == 410  # the web's session

@@ -114,8 +114,12 @@ def test_revoking_cancels_renders_withdraws_videos_and_remixes_and_erases_the_fa
     assert receipt["jobs_cancelled"] == [in_flight.pk]
     assert receipt["biometrics_erased_at"] is not None
     assert Notification.objects.filter(recipient=alice.user, kind="cameo.revoked").count() == 1
-    assert Notification.objects.filter(recipient=bob.user, kind="video.withdrawn").count() == 3
-    assert Notification.objects.filter(recipient=bob.user, kind="video.cancelled").count() == 1
+    # One notice per batch for each author, listing the videos.
+    withdrawn = Notification.objects.get(recipient=bob.user, kind="video.withdrawn")
+    assert (withdrawn.title, sorted(withdrawn.data["video_ids"])) == (
+        "3 of your videos were removed", sorted([videos[0].pk, videos[1].pk, remix.pk]))
+    cancelled = Notification.objects.get(recipient=bob.user, kind="video.cancelled")
+    assert cancelled.data["video_ids"] == [in_flight.pk]
     # A new request tagging her is refused.
     refused = _client(bob).post("/v1/videos", {"prompt": "@alice again", "model": "sora-2",
                                                 "seconds": "4", "size": "720x1280"},
