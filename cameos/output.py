@@ -81,12 +81,19 @@ def _declared_vectors(engine: FaceEngine, cameo_ids: list[str]) -> dict[str, lis
 def _nearest_cameo(
     engine: FaceEngine, embedding: FaceEmbedding, declared: dict[str, list[FaceEmbedding]]
 ) -> tuple[str, float] | None:
-    """The cameo nearest one face embedding, 1:k against the declared ones and 1:N."""
+    """The cameo nearest one face embedding, if any is near enough: 1:k against the declared
+    ones (within the 1:1 uncertain band) and 1:N against every verified cameo (within the
+    narrower band of a search, see FaceEngine.search_uncertain_threshold)."""
     nearest: dict[str, float] = {}
     for cameo_id, references in declared.items():
-        nearest[cameo_id] = min(engine.distance(embedding, reference) for reference in references)
+        distance = min(engine.distance(embedding, reference) for reference in references)
+        if distance <= engine.uncertain_threshold:
+            nearest[cameo_id] = distance
+    # Verified cameos only: one in review may be a second account's copy of a verified face,
+    # and must not take that person's place (or be told of their videos).
     for match in nearest_cameos(engine, embedding.vector, limit=CANDIDATES,
-                                max_distance=engine.uncertain_threshold):
+                                statuses=(Cameo.Status.VERIFIED,),
+                                max_distance=engine.search_uncertain_threshold):
         nearest[match.cameo_id] = min(match.distance, nearest.get(match.cameo_id, match.distance))
     if not nearest:
         return None
@@ -104,7 +111,7 @@ def find_cameos(
     for track in face_tracks(sample, engine):
         for embedding in track.embeddings:
             nearest = _nearest_cameo(engine, embedding, declared)
-            if nearest is None or nearest[1] > engine.uncertain_threshold:
+            if nearest is None:
                 continue
             cameo_id, distance = nearest
             bucket = (findings.confident if distance <= engine.match_threshold
@@ -141,8 +148,8 @@ class CameoOutputDecision:
             .filter(pk__in=sorted(set(sightings) | self.declared_ids)).order_by("pk")
         }
         if is_blocked:
-            for cameo_id in self.refused_ids:
-                cameo = cameos[cameo_id]
+            # A cameo deleted since the look (its owner's account with it) has no one to tell.
+            for cameo in (cameos[pk] for pk in self.refused_ids if pk in cameos):
                 use_refused_event(cameo, author=author, reason="found_in_output",
                                   video_id=job.id)
                 do_notify(cameo.owner_id, kind="appearance.refused",
@@ -156,6 +163,8 @@ class CameoOutputDecision:
             for appearance in Appearance.objects.select_for_update().filter(video=job)
         }
         for cameo_id, sighting in sightings.items():
+            if cameo_id not in cameos:
+                continue  # deleted since the look
             cameo = cameos[cameo_id]
             is_uncertain = cameo_id in self.findings.uncertain
             appearance = appearances.get(cameo_id)

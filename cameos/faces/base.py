@@ -82,6 +82,10 @@ class FaceEngine(abc.ABC):
     match_threshold: float
     # Between match_threshold and this, a comparison is uncertain (review, not a decision).
     uncertain_threshold: float
+    # The same, for a 1:N search over every enrolled face: with N faces to come near, a stranger
+    # falls inside a 1:1 band N times as often, so the band for "maybe an enrolled person,
+    # untagged" must be narrower (it holds a video and asks a person to decide).
+    search_uncertain_threshold: float
 
     @abc.abstractmethod
     def detect(self, image: np.ndarray) -> list[DetectedFace]:

@@ -84,6 +84,11 @@ class DlibEngine(FaceEngine):
     # uncertain band than these image degradations produce.
     match_threshold = 0.45
     uncertain_threshold = 0.55
+    # Against 100,000 enrolled cameos (benchmarks/bench_output_faces.py), faces of 6 people who
+    # were not enrolled had a stranger within 0.55 in 7 of 18 embeddings (0.535-0.548), none
+    # below 0.515; calibration's closest impostor pair was 0.517. Below 0.50 a face is held only
+    # when it is nearer anyone enrolled than any stranger pair measured.
+    search_uncertain_threshold = 0.50
 
     def __init__(self) -> None:
         """Load the three models (~0.5 s); do it once per process (`cameos.faces.get_engine`)."""

@@ -159,6 +159,7 @@ class InsightFaceEngine(FaceEngine):
     # `python -m cameos.faces.calibration --engine insightface --model-dir ...` plus real data.
     match_threshold = 0.60
     uncertain_threshold = 0.72
+    search_uncertain_threshold = 0.66  # as uncalibrated as the two above
 
     def __init__(self, model_dir: str | Path) -> None:
         """Load the folder's SCRFD and ArcFace models (a few seconds); once per process."""
