@@ -36,7 +36,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.crowd import machine_load
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "var" / "bench" / "revocation"
@@ -68,11 +69,6 @@ EMBEDDINGS_TARGET_S = 60.0
 
 
 # --- Set-up -------------------------------------------------------------------------------------
-
-
-def _load() -> str:
-    """`uptime`: the machine is shared, so every figure comes with the load it was taken at."""
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def reference_faces(engine: Any) -> list[Any]:
@@ -382,7 +378,7 @@ def run(repeats: int = REPEATS, batch_sizes: tuple[int, ...] = BATCH_SIZES,
     }}
     engine = get_engine()
     faces = reference_faces(engine)
-    load_before = _load()
+    load_before = machine_load()
     summaries = []
     with override_settings(STORAGES=storages, MEDIA_ROOT=MEDIA_DIR):
         clean_up()  # what a run cut short left
@@ -398,7 +394,7 @@ def run(repeats: int = REPEATS, batch_sizes: tuple[int, ...] = BATCH_SIZES,
                     report(f"batch {batch_size}, run {repeat + 1}: {_describe_run(runs[-1])}")
             summaries.append(Summary(batch_size, runs))
     shutil.rmtree(BENCH_DIR, ignore_errors=True)
-    return {"summaries": summaries, "load_before": load_before, "load_after": _load(),
+    return {"summaries": summaries, "load_before": load_before, "load_after": machine_load(),
             "engine": engine.id, "default_batch_size": settings.REVOCATION_BATCH_SIZE}
 
 
