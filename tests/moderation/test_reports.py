@@ -107,12 +107,18 @@ def test_an_unknown_video_is_not_found(bob: Member) -> None:
     assert Report.objects.count() == 0
 
 
-def test_someone_else_s_unfinished_video_cannot_be_reported(alice: Member, bob: Member) -> None:
+def test_a_person_in_a_video_can_report_it_still_being_made_or_withdrawn(
+    alice: Member, bob: Member, charlie: Member
+) -> None:
     video = _bobs_video_with_alice(alice, bob)
     VideoJob.objects.filter(pk=video.pk).update(status=VideoJob.Status.IN_PROGRESS)
 
-    assert _report(alice, video.pk, reason="not_me").status_code == 404
-    assert Report.objects.count() == 0
+    assert _report(alice, video.pk, reason="harassment").status_code == 201
+    VideoJob.objects.filter(pk=video.pk).update(status=VideoJob.Status.COMPLETED,
+                                                withdrawn_at=timezone.now())
+    assert _report(alice, video.pk, reason="harassment").status_code == 201  # the same report
+    assert _report(charlie, video.pk, reason="not_me").status_code == 404
+    assert Report.objects.count() == 1
 
 
 def test_an_unknown_reason_is_refused_and_nothing_is_created(bob: Member) -> None:

@@ -166,8 +166,10 @@ def test_the_owner_removes_a_video_for_everyone(
     assert card.find_element(By.CSS_SELECTOR, ".status-label").text == (
         "· removed (you removed it)"
     )
-    for hidden in (".remove", ".watch", ".report", "img.thumbnail"):
+    for hidden in (".remove", ".watch", "img.thumbnail"):
         assert not card.find_element(By.CSS_SELECTOR, hidden).is_displayed()
+    # She can still report what its author did.
+    assert card.find_element(By.CSS_SELECTOR, ".report").is_displayed()
     job.refresh_from_db()
     assert job.is_withdrawn
     content = httpx.get(f"{live_stack.url}/v1/videos/{job.pk}/content",
