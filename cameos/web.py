@@ -3,6 +3,8 @@ the "Where I appear" page (every video with the owner's cameo in it, and what to
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -12,7 +14,7 @@ from django.utils import timezone
 from cameos.actions.appearances import appearances_of
 from cameos.actions.owner import cameo_access_list, cameo_events
 from cameos.actions.registration import live_person_cameo
-from cameos.api.appearances import AppearanceSerializer
+from cameos.api.appearances import AppearanceSerializer, DeletionReceiptSerializer
 from cameos.api.serializers import (
     CameoAccessSerializer,
     CameoEventSerializer,
@@ -20,9 +22,9 @@ from cameos.api.serializers import (
     ChallengeSerializer,
 )
 from cameos.consent import consent_notice
-from cameos.models import Cameo
+from cameos.models import Cameo, DeletionReceipt
 from sora_social.accounts.authentication import request_user
-from sora_social.accounts.models import Block
+from sora_social.accounts.models import Block, User
 
 EVENTS_SHOWN = 100
 APPEARANCES_SHOWN = 50
@@ -49,8 +51,19 @@ def my_cameo(request: HttpRequest) -> HttpResponse:
         "events": CameoEventSerializer(cameo_events(cameo)[:EVENTS_SHOWN], many=True).data
         if cameo else [],
         "audiences": Cameo.Audience.choices,
+        **_latest_receipt(user),
     }
     return render(request, "cameos/cameo.html", context)
+
+
+def _latest_receipt(user: User) -> dict[str, Any]:
+    """The receipt of the user's most recently revoked cameo, if any."""
+    receipt = (DeletionReceipt.objects.filter(cameo__owner=user).select_related("cameo")
+               .order_by("-requested_at").first())
+    if receipt is None:
+        return {"receipt": None}
+    return {"receipt": DeletionReceiptSerializer(receipt).data,
+            "receipt_handle": receipt.cameo.handle}
 
 
 @login_required

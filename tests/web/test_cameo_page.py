@@ -81,3 +81,32 @@ def test_a_stranger_sees_only_their_own_empty_cameo_page(
     assert "You have no cameo yet." in browser.page_source
     assert "no alcohol" not in browser.page_source
     assert "@alice" not in browser.page_source
+
+
+def test_the_owner_exports_her_audit_log_and_revokes_her_cameo_with_a_receipt(
+    live_stack: LiveStack, alice: Member, bob: Member, browser: webdriver.Chrome
+) -> None:
+    cameo = registered_cameo(alice.user)
+    sign_in(browser, live_stack, "alice")
+    browser.get(f"{live_stack.url}/cameo/")
+    # The export links are the API's, signed in by the page's session.
+    export = browser.find_element(By.ID, "export-csv").get_attribute("href")
+    assert export is not None
+    csv_text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then((r) => r.text()).then(done);",
+        export,
+    )
+    assert csv_text.splitlines()[0].startswith("time,event,author")
+
+    browser.find_element(By.ID, "revoke").click()
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present()).accept()
+
+    WebDriverWait(browser, 60).until(
+        lambda driver: driver.find_elements(By.CSS_SELECTOR, '#receipt[data-complete="true"]')
+    )
+    assert browser.find_element(By.ID, "receipt-vectors").text == "1"
+    assert browser.find_element(By.ID, "receipt-references").text == "1"
+    assert Cameo.objects.get(pk=cameo.pk).status == "revoked"
+    # She may register again: the consent notice is offered.
+    assert browser.find_element(By.ID, "start-registration")
