@@ -110,16 +110,27 @@ def do_approve_appearance(user: User, appearance_id: int | str) -> Appearance:
     return appearance
 
 
+def _withdraw_for_owner(
+    video: VideoJob, appearance: Appearance, decision: Appearance.OwnerDecision, *,
+    event: CameoEvent.Kind, code: str, message: str,
+) -> WithdrawalReport:
+    """Record the owner's decision and withdraw the video with its remixes. Caller holds the
+    video's and the appearance's row locks."""
+    _decide(appearance, decision)
+    owner_decided_event(appearance.cameo, event, video_id=video.id)
+    report = do_withdraw_videos([video.id], code=code, message=message)
+    send_cameo_event(appearance.cameo, "cameo.appearance", {"video_id": video.id,
+                                                            "appearance_id": appearance.pk})
+    return report
+
+
 def do_decline_appearance(user: User, appearance_id: int | str) -> WithdrawalReport:
     """Decline a video waiting for the owner: it is withdrawn, with its remixes."""
     with transaction.atomic():
         video, appearance = _lock_pending(user, appearance_id)
-        _decide(appearance, Appearance.OwnerDecision.DECLINED)
-        owner_decided_event(appearance.cameo, CameoEvent.Kind.VIDEO_DECLINED, video_id=video.id)
-        report = do_withdraw_videos([video.id], code=DECLINED_CODE, message=DECLINED_MESSAGE)
-        send_cameo_event(appearance.cameo, "cameo.appearance", {"video_id": video.id,
-                                                                "appearance_id": appearance.pk})
-    return report
+        return _withdraw_for_owner(video, appearance, Appearance.OwnerDecision.DECLINED,
+                                   event=CameoEvent.Kind.VIDEO_DECLINED, code=DECLINED_CODE,
+                                   message=DECLINED_MESSAGE)
 
 
 def do_remove_appearance(user: User, appearance_id: int | str) -> WithdrawalReport:
@@ -129,9 +140,6 @@ def do_remove_appearance(user: User, appearance_id: int | str) -> WithdrawalRepo
         video, appearance = _lock(user, appearance_id)
         if appearance.owner_decision == Appearance.OwnerDecision.REMOVED:
             return WithdrawalReport()
-        _decide(appearance, Appearance.OwnerDecision.REMOVED)
-        owner_decided_event(appearance.cameo, CameoEvent.Kind.VIDEO_REMOVED, video_id=video.id)
-        report = do_withdraw_videos([video.id], code=REMOVED_CODE, message=REMOVED_MESSAGE)
-        send_cameo_event(appearance.cameo, "cameo.appearance", {"video_id": video.id,
-                                                                "appearance_id": appearance.pk})
-    return report
+        return _withdraw_for_owner(video, appearance, Appearance.OwnerDecision.REMOVED,
+                                   event=CameoEvent.Kind.VIDEO_REMOVED, code=REMOVED_CODE,
+                                   message=REMOVED_MESSAGE)
