@@ -4,6 +4,8 @@ and a receipt. The cascade runs as the worker runs it (Celery's task, here in pr
 
 from __future__ import annotations
 
+import datetime
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from PIL import Image
 from rest_framework.test import APIClient
 
 from cameos.actions.owner import do_decide_access
@@ -26,11 +29,16 @@ from cameos.models import (
     ReferenceImage,
 )
 from cameos.search import nearest_cameos
+from generation.actions.output import do_claim_output_check, do_finish_output_check
+from generation.media.sampling import sample_video
 from generation.models import DailyGenerationUsage, VideoJob
-from generation.storage import output_name
+from generation.output_gate import run_output_checks
+from generation.rendering import render_job
+from generation.storage import copy_from_storage, output_name
 from sora_social.celery import app as celery_app
 from sora_social.notifications.models import Notification
 from tests.cameos.cameos import registered_cameo
+from tests.cameos.images import astronaut
 from tests.cameos.videos import passed_without_rendering, request_video
 from tests.conftest import Member
 
@@ -153,8 +161,6 @@ def test_a_cascade_whose_message_was_lost_is_resumed(
     alice: Member, bob: Member, alice_cameo: Cameo, tmp_path: Path,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    import datetime
-
     from cameos.tasks import resume_revocations_task
 
     with django_capture_on_commit_callbacks(execute=False):  # the cascade's message is lost
@@ -168,3 +174,33 @@ def test_a_cascade_whose_message_was_lost_is_resumed(
 
     assert VideoJob.objects.get(pk=video.pk).is_withdrawn
     assert resume_revocations_task() == 0
+
+
+def test_a_revocation_landing_while_an_untagged_face_is_checked_still_withdraws_the_video(
+    alice: Member, charlie: Member, tasks_in_process: None, tmp_path: Path,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    cameo = registered_cameo(alice.user, audience=Cameo.Audience.EVERYONE)
+    photo = io.BytesIO()
+    Image.fromarray(astronaut()).save(photo, format="PNG")
+    with django_capture_on_commit_callbacks(execute=True):
+        job = request_video(charlie, "a portrait that slowly zooms in", photo=photo.getvalue())
+    render_job(job.pk)
+    lease = do_claim_output_check(job.pk)
+    assert lease is not None
+    sample = sample_video(copy_from_storage(lease.job.video.name, tmp_path / "video.mp4"))
+    verdicts = run_output_checks(lease.job, sample)  # her face, found before she revokes
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _client(alice).post(f"/api/cameos/{cameo.pk}/revoke")
+    receipt = DeletionReceipt.objects.get(cameo=cameo)
+    assert receipt.videos_withdrawn == []  # the cascade could not see this video yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert do_finish_output_check(lease, verdicts) == "completed"
+
+    # Its record saw the revocation under the cameo's lock and ran the cascade again.
+    job.refresh_from_db()
+    assert (job.is_withdrawn, job.withdrawal_reason) == (True, "cameo_revoked")
+    assert not default_storage.exists(output_name(job.pk, "video"))
+    receipt.refresh_from_db()
+    assert receipt.videos_withdrawn == [job.pk]
