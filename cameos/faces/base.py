@@ -88,8 +88,11 @@ class FaceEngine(abc.ABC):
     search_uncertain_threshold: float
 
     @abc.abstractmethod
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """Faces in an RGB uint8 (height, width, 3) image, best score first."""
+    def detect(self, image: np.ndarray, *, min_face_size: int | None = None) -> list[DetectedFace]:
+        """Faces in an RGB uint8 (height, width, 3) image, best score first.
+
+        `min_face_size` (pixels of `image`) asks for faces at least that small to be found, at
+        the engine's extra cost (the output check wants small background faces too)."""
 
     @abc.abstractmethod
     def embed(self, image: np.ndarray, face: DetectedFace) -> FaceEmbedding:

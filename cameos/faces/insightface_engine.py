@@ -183,8 +183,10 @@ class InsightFaceEngine(FaceEngine):
         self.dimension = self._output_dimension()
         self.model_folder = folder
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """Faces of any pose SCRFD finds (score >= 0.5); scores are probabilities."""
+    def detect(self, image: np.ndarray, *, min_face_size: int | None = None) -> list[DetectedFace]:
+        """Faces of any pose SCRFD finds (score >= 0.5); scores are probabilities. SCRFD's
+        smallest anchors (16 px at its input size) already find small faces: `min_face_size`
+        changes nothing."""
         bgr = np.ascontiguousarray(require_rgb_image(image)[:, :, ::-1])
         detections, keypoints = self._detector.detect(bgr)
         faces = []

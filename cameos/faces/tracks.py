@@ -28,6 +28,9 @@ from generation.media.sampling import SampledFrame, SampledVideo
 Box = tuple[float, float, float, float]  # left, top, right, bottom, in frame pixels
 
 DEFAULT_EMBEDDINGS_PER_TRACK = 3
+# Faces this small (pixels of the frame) are looked for too: a registered person in the
+# background is still a person who must have consented. About 3% of a 720x1280 frame's height.
+MIN_FACE_SIZE = 40
 # How far a face may move between two consecutive sampled frames (0.5 s apart at the default
 # rate) and still be the same track, in face sizes (the square root of the box area). A person
 # walking across a portrait frame moves about half a face size in half a second; two people
@@ -135,7 +138,8 @@ def detect_faces(sample: SampledVideo, engine: FaceEngine) -> list[list[Detected
     key = f"cameos.faces.detections:{engine.id}"
     memoised: list[list[DetectedFace]] | None = sample.memo.get(key)
     if memoised is None:
-        memoised = [engine.detect(frame.image) for frame in sample.frames]
+        memoised = [engine.detect(frame.image, min_face_size=MIN_FACE_SIZE)
+                    for frame in sample.frames]
         sample.memo[key] = memoised
     return memoised
 

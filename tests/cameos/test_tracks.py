@@ -101,9 +101,9 @@ class CountingEngine(FaceEngine):
         self.detect_calls = 0
         self.embed_calls = 0
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+    def detect(self, image: np.ndarray, *, min_face_size: int | None = None) -> list[DetectedFace]:
         self.detect_calls += 1
-        return self.engine.detect(image)
+        return self.engine.detect(image, min_face_size=min_face_size)
 
     def embed(self, image: np.ndarray, face: DetectedFace) -> FaceEmbedding:
         self.embed_calls += 1
@@ -247,3 +247,26 @@ def test_a_missed_frame_does_not_end_a_track_but_a_cut_in_it_does(engine: FaceEn
     tracks = face_tracks(sample, engine, embeddings_per_track=0)
 
     assert _frame_indexes(tracks) == [[0, 2], [4]]
+
+
+def test_a_small_background_face_is_found_and_still_matches_its_person(
+    engine: FaceEngine, people: dict[int, FaceEmbedding]
+) -> None:
+    """About 45 px in a 720x1280 frame: below what the detector finds unaided (~60 px)."""
+    face = group_photo_face(WALKER)
+    scale = 45 / engine.detect(face)[0].width
+    small = cv2.resize(face, (round(face.shape[1] * scale), round(face.shape[0] * scale)),
+                       interpolation=cv2.INTER_AREA)
+    frames = []
+    for step in range(3):
+        canvas = _background(720, 1280)
+        _paste(canvas, small, 500 + 10 * step, 900)
+        frames.append(canvas)
+    assert engine.detect(frames[0]) == []  # missed without asking for small faces
+
+    (track,) = face_tracks(_stills(frames, [False, False, False]), engine)
+
+    assert len(track.detections) == 3
+    assert track.best_detection.face.width < 60
+    nearest = min(engine.distance(embedding, people[WALKER]) for embedding in track.embeddings)
+    assert nearest <= engine.match_threshold
