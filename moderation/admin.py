@@ -1,11 +1,11 @@
 from django.contrib import admin
-from django.http import HttpRequest
 
 from moderation.models import Report
+from sora_social.admin_helpers import ReadOnlyModelAdmin
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(ReadOnlyModelAdmin):
     """Read-only until the moderation console: reports change through actions."""
 
     list_display = ("id", "video_id_text", "reporter", "reason", "status", "created_at",
@@ -14,12 +14,3 @@ class ReportAdmin(admin.ModelAdmin):
     search_fields = ("video_id_text", "reporter__handle", "details")
     list_select_related = ("reporter",)
     ordering = ("-created_at",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
