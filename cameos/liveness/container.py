@@ -37,6 +37,8 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from generation.media.untrusted import declared_seconds, open_untrusted
+
 
 class RefusalCode(StrEnum):
     TOO_LARGE = "too_large"
@@ -88,8 +90,6 @@ class ContainerLimits:
 
 DEFAULT_LIMITS = ContainerLimits()
 
-# Phones record MP4/MOV, browsers' MediaRecorder WebM (Matroska) or MP4.
-ALLOWED_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
 ALLOWED_VIDEO_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
 ALLOWED_AUDIO_CODECS = frozenset(
     {"aac", "opus", "vorbis", "mp3", "flac", "pcm_s16le", "pcm_s16be", "pcm_f32le"}
@@ -99,15 +99,6 @@ DURATION_TOLERANCE_SECONDS = 0.25
 TRUNCATED_FRAME_SHORTFALL = 0.05
 # Enough audio past the video's end to never cut the last digit; more is not decoded.
 AUDIO_TAIL_SECONDS = 1.0
-READ_BUFFER_BYTES = 64 * 1024
-
-_CONTAINER_OPTIONS = {
-    "format_whitelist": ALLOWED_FORMATS,
-    # Matches no protocol: any nested open (a MOV data reference, a playlist entry) fails.
-    "protocol_whitelist": "none",
-    "enable_drefs": "0",
-    "max_streams": "16",
-}
 
 
 @dataclass(frozen=True)
@@ -154,15 +145,7 @@ def open_recording(
         file.seek(0)
         _refuse_by_kind(kind)
         try:
-            container = av.open(
-                file,
-                mode="r",
-                container_options=_CONTAINER_OPTIONS,
-                # For the decoders FFmpeg opens while probing the streams: a frame claiming
-                # more pixels than the limit allows is refused before it is allocated.
-                options={"max_pixels": str(limits.max_side * limits.max_side)},
-                buffer_size=READ_BUFFER_BYTES,
-            )
+            container = open_untrusted(file, max_pixels=limits.max_side * limits.max_side)
         except (av.error.FFmpegError, UnicodeDecodeError) as error:
             if kind == "video-container":
                 raise RecordingRefused(
@@ -273,19 +256,11 @@ def _pick_streams(
 def _check_declared(container: InputContainer, video: VideoStream, limits: ContainerLimits) -> None:
     """Refuse on what the file declares, before decoding a single frame."""
     _check_resolution(video.codec_context.width, video.codec_context.height, limits)
-    declared = _declared_seconds(container, video)
+    declared = declared_seconds(container, video)
     if declared is not None and declared > limits.max_seconds + DURATION_TOLERANCE_SECONDS:
         raise _too_long(declared, limits)
     if video.frames and video.frames > limits.max_frames:
         raise _too_many_frames(limits)
-
-
-def _declared_seconds(container: InputContainer, video: VideoStream) -> float | None:
-    if video.duration and video.time_base:
-        return float(video.duration * video.time_base)
-    if container.duration:
-        return container.duration / av.time_base
-    return None
 
 
 def _check_resolution(width: int, height: int, limits: ContainerLimits) -> None:
@@ -436,19 +411,19 @@ class _Decoder:
             )
         duration = self.last_time + self.frame_seconds
         declared_frames = self.video.frames
-        declared_seconds = _declared_seconds(self.container, self.video)
+        claimed_seconds = declared_seconds(self.container, self.video)
         is_short_of_frames = bool(declared_frames) and self.frame_count < declared_frames * (
             1 - TRUNCATED_FRAME_SHORTFALL
         )
         is_short_of_time = (
-            declared_seconds is not None
-            and duration < declared_seconds * (1 - TRUNCATED_FRAME_SHORTFALL) - 0.5
+            claimed_seconds is not None
+            and duration < claimed_seconds * (1 - TRUNCATED_FRAME_SHORTFALL) - 0.5
         )
         if is_short_of_frames or is_short_of_time:
             raise RecordingRefused(
                 RefusalCode.TRUNCATED,
                 f"the video file is truncated: it ends after {duration:.1f} s of "
-                f"{declared_seconds or 0:.1f} s",
+                f"{claimed_seconds or 0:.1f} s",
             )
         if duration < limits.min_seconds - DURATION_TOLERANCE_SECONDS:
             raise RecordingRefused(

@@ -30,6 +30,8 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from generation.media.untrusted import declared_seconds, open_untrusted
+
 DEFAULT_PER_SECOND = 2.0
 # 64 frames of 720x1280 RGB are ~177 MB; a 20 s render at 2 per second needs 41 of them.
 DEFAULT_MAX_FRAMES = 64
@@ -50,15 +52,6 @@ THUMBNAIL_LONG_SIDE = 64
 MAX_FRAME_PIXELS = 3840 * 2160
 # A video a few frames longer than the limit (encoder padding) is still accepted.
 DURATION_TOLERANCE_SECONDS = 0.25
-READ_BUFFER_BYTES = 64 * 1024
-
-_CONTAINER_OPTIONS = {
-    "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm",
-    # Matches no protocol: any nested open (a MOV data reference, a playlist entry) fails.
-    "protocol_whitelist": "none",
-    "enable_drefs": "0",
-    "max_streams": "16",
-}
 
 
 class UnreadableVideo(Exception):  # noqa: N818 (named for what the caller learns about the file)
@@ -120,13 +113,7 @@ def sample_video(
         if os.fstat(file.fileno()).st_size == 0:
             raise UnreadableVideo("the file is empty")
         try:
-            container = av.open(
-                file,
-                mode="r",
-                container_options=_CONTAINER_OPTIONS,
-                options={"max_pixels": str(MAX_FRAME_PIXELS)},
-                buffer_size=READ_BUFFER_BYTES,
-            )
+            container = open_untrusted(file, max_pixels=MAX_FRAME_PIXELS)
         except (av.error.FFmpegError, UnicodeDecodeError) as error:
             raise UnreadableVideo("the file is not a readable video") from error
         with container:
@@ -186,7 +173,7 @@ class _Sampler:
         self.frame_seconds = 1.0 / float(rate) if rate else 1.0 / 30.0
 
     def run(self) -> SampledVideo:
-        declared = _declared_seconds(self.container, self.video)
+        declared = declared_seconds(self.container, self.video)
         if declared is not None and declared > self.max_seconds + DURATION_TOLERANCE_SECONDS:
             raise UnreadableVideo(
                 f"the video lasts {declared:.1f} s, more than {self.max_seconds:g} s"
@@ -302,10 +289,3 @@ def _difference(first: np.ndarray, second: np.ndarray) -> float:
         return math.inf
     return float(np.abs(first - second).mean())
 
-
-def _declared_seconds(container: InputContainer, video: VideoStream) -> float | None:
-    if video.duration and video.time_base:
-        return float(video.duration * video.time_base)
-    if container.duration:
-        return float(container.duration / av.time_base)
-    return None
