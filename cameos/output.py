@@ -62,7 +62,6 @@ class Sighting:
 
 @dataclass
 class CameoFindings:
-    author_id: int
     confident: dict[str, Sighting] = field(default_factory=dict)
     uncertain: dict[str, Sighting] = field(default_factory=dict)
 
@@ -101,12 +100,12 @@ def _nearest_cameo(
 
 
 def find_cameos(
-    sample: SampledVideo, engine: FaceEngine, *, declared_ids: list[str], author_id: int
+    sample: SampledVideo, engine: FaceEngine, *, declared_ids: list[str]
 ) -> CameoFindings:
     """Attribute each embedded face to its nearest cameo, if any is near enough. Each face
     (not each track) is attributed on its own: a track that joined two people standing in the
     same place still reports both."""
-    findings = CameoFindings(author_id=author_id)
+    findings = CameoFindings()
     declared = _declared_vectors(engine, declared_ids)
     for track in face_tracks(sample, engine):
         for embedding in track.embeddings:
@@ -223,22 +222,23 @@ def check_cameo_faces(job: VideoJob, sample: SampledVideo) -> OutputVerdict:
         Appearance.objects.filter(video=job, source=Appearance.Source.TAGGED)
         .values_list("cameo_id", flat=True)
     )
-    findings = find_cameos(sample, engine, declared_ids=sorted(declared_ids),
-                           author_id=job.user_id)
+    findings = find_cameos(sample, engine, declared_ids=sorted(declared_ids))
     author = job.user
-    refused = []
-    for cameo in Cameo.objects.select_related("owner").filter(
-        pk__in=set(findings.confident) | declared_ids
-    ).order_by("pk"):
-        # Consent must still hold when the video is made, tagged or not.
-        if not can_use_cameo(author, cameo).is_allowed:
-            refused.append(cameo.pk)
+    cameos = list(Cameo.objects.select_related("owner").filter(
+        pk__in=set(findings.confident) | set(findings.uncertain) | declared_ids
+    ).order_by("pk"))
+    # Consent must still hold when the video is made, tagged or not (an uncertain face is for
+    # its owner to decide instead).
+    uncertain = set(findings.uncertain) - declared_ids
+    refused = [cameo.pk for cameo in cameos
+               if cameo.pk not in uncertain and not can_use_cameo(author, cameo).is_allowed]
     decision = CameoOutputDecision(findings=findings, declared_ids=declared_ids,
                                    refused_ids=refused)
     if refused:
         return OutputVerdict(Outcome.BLOCK, code=NOT_CONSENTED_CODE,
                              message=NOT_CONSENTED_MESSAGE, record=decision.record)
-    is_held = bool(findings.uncertain) or Cameo.objects.filter(
-        pk__in=set(findings.confident) | declared_ids, requires_approval=True
-    ).exclude(owner_id=job.user_id).exists()
+    # The same rule as `record`, which places the holds.
+    is_held = any(cameo.owner_id != author.pk
+                  and (cameo.requires_approval or cameo.pk in uncertain)
+                  for cameo in cameos)
     return OutputVerdict(Outcome.HOLD if is_held else Outcome.PASS, record=decision.record)

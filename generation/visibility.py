@@ -87,23 +87,30 @@ def access_video_content(viewer: User, video_id: str) -> VideoJob:
     """A video `viewer` may watch. Its author learns why they may not (withdrawn, not ready,
     held for a decision); anyone else gets the same NotFound as for a video that never was."""
     job = VideoJob.objects.filter(pk=video_id).first()
-    access = video_access(viewer, job) if job is not None else VideoAccess.NONE
-    if job is None or access is VideoAccess.NONE:
+    if job is None:
         raise NotFound(f"No video found with id '{video_id}'.")
+    return check_watchable(viewer, job)
+
+
+def check_watchable(viewer: User, job: VideoJob) -> VideoJob:
+    """`job` if `viewer` may watch it, else the refusal `access_video_content` describes."""
+    access = video_access(viewer, job)
     if access is VideoAccess.WATCH:
         return job
+    if access is VideoAccess.NONE:
+        raise NotFound(f"No video found with id '{job.pk}'.")
     if job.is_withdrawn:
         raise VideoWithdrawn(
-            f"Video '{video_id}' was withdrawn: {job.withdrawal_message}", param="video_id"
+            f"Video '{job.pk}' was withdrawn: {job.withdrawal_message}", param="video_id"
         )
     if job.status != VideoJob.Status.COMPLETED:
         raise InvalidRequest(
-            f"Video '{video_id}' is {job.status}; its content is available once completed.",
+            f"Video '{job.pk}' is {job.status}; its content is available once completed.",
             param="video_id",
             code="video_not_ready",
         )
     raise VideoAwaitingApproval(
-        f"Video '{video_id}' shows someone who asked to approve each video of them first; "
+        f"Video '{job.pk}' shows someone who asked to approve each video of them first; "
         "it can be downloaded once they approve it.",
         param="video_id",
     )

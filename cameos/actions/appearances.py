@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
@@ -47,6 +47,21 @@ def appearance_status(appearance: Appearance) -> AppearanceStatus:
     if appearance.owner_decision == Appearance.OwnerDecision.PENDING:
         return AppearanceStatus.AWAITING_APPROVAL
     return AppearanceStatus.DRAFT
+
+
+def with_status(
+    appearances: QuerySet[Appearance], wanted: AppearanceStatus
+) -> QuerySet[Appearance]:
+    """The queryset twin of `appearance_status`: those of `appearances` in state `wanted`."""
+    withdrawn = Q(video__withdrawn_at__isnull=False)
+    made = Q(video__status=VideoJob.Status.COMPLETED) & ~withdrawn
+    pending = Q(owner_decision=Appearance.OwnerDecision.PENDING)
+    return appearances.filter({
+        AppearanceStatus.REMOVED: withdrawn,
+        AppearanceStatus.IN_PROGRESS: ~withdrawn & ~Q(video__status=VideoJob.Status.COMPLETED),
+        AppearanceStatus.AWAITING_APPROVAL: made & pending,
+        AppearanceStatus.DRAFT: made & ~pending,
+    }[wanted])
 
 
 def appearances_of(user: User) -> QuerySet[Appearance]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -27,21 +28,37 @@ def _delete_files(names: list[str]) -> None:
         default_storage.delete(name)
 
 
-def do_erase_biometrics(cameo: Cameo, *, why: str) -> dict[str, int]:
-    """Delete the cameo's reference images (files after commit) and face vectors.
+def do_erase_biometrics(cameo: Cameo, *, why: str) -> dict[str, Any]:
+    """Delete the cameo's reference images (files after commit) and face vectors; return what
+    was erased, described without the data (for a deletion receipt).
 
     Caller holds the cameo's row lock inside a transaction. What remains is the cameo row, its
     consent records and its events: no face data.
     """
-    references = list(ReferenceImage.objects.filter(cameo=cameo).values_list("file", flat=True))
-    vectors, _ = FaceVector.objects.filter(cameo=cameo).delete()
+    references = list(ReferenceImage.objects.filter(cameo=cameo).order_by("position")
+                      .values("file", "position", "created_at"))
+    vectors = list(FaceVector.objects.filter(cameo=cameo).order_by("pk")
+                   .values("engine", "dimension", "created_at"))
+    FaceVector.objects.filter(cameo=cameo).delete()
     ReferenceImage.objects.filter(cameo=cameo).delete()
-    transaction.on_commit(lambda: _delete_files(references))
-    erased = {"reference_images": len(references), "face_vectors": vectors}
+    files = [reference["file"] for reference in references]
+    transaction.on_commit(lambda: _delete_files(files))
+    counts = {"reference_images": len(references), "face_vectors": len(vectors)}
     cameo.erased_at = timezone.now()
     cameo.save(update_fields=["erased_at"])
-    biometrics_erased_event(cameo, erased=erased, why=why)
-    return erased
+    biometrics_erased_event(cameo, erased=counts, why=why)
+    return {
+        "reference_images": [
+            {"position": reference["position"], "created_at": reference["created_at"].isoformat()}
+            for reference in references
+        ],
+        "face_vectors": [
+            {"engine": vector["engine"], "dimension": vector["dimension"],
+             "created_at": vector["created_at"].isoformat()}
+            for vector in vectors
+        ],
+        "counts": counts,
+    }
 
 
 def retention_cutoff(now: datetime.datetime | None = None) -> datetime.datetime:

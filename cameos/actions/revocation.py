@@ -29,9 +29,7 @@ from cameos.models import (
     Cameo,
     ConsentRecord,
     DeletionReceipt,
-    FaceVector,
     LivenessCheck,
-    ReferenceImage,
 )
 from generation.actions.withdrawal import ACTIVE, do_cancel_jobs, do_withdraw_videos
 from generation.models import VideoJob
@@ -47,23 +45,6 @@ CANCELLED_MESSAGE = (
     "and your quota refunded."
 )
 WITHDRAWN_MESSAGE = "A person who appears in this video withdrew their likeness."
-
-
-def _erasure_listing(cameo: Cameo) -> dict[str, object]:
-    """What is about to be erased, described without the data itself."""
-    references = ReferenceImage.objects.filter(cameo=cameo).order_by("position")
-    vectors = FaceVector.objects.filter(cameo=cameo).order_by("pk")
-    return {
-        "reference_images": [
-            {"position": reference.position, "created_at": reference.created_at.isoformat()}
-            for reference in references
-        ],
-        "face_vectors": [
-            {"engine": vector.engine, "dimension": vector.dimension,
-             "created_at": vector.created_at.isoformat()}
-            for vector in vectors.only("engine", "dimension", "created_at")
-        ],
-    }
 
 
 def do_revoke_cameo(user: User, cameo_id: str) -> DeletionReceipt:
@@ -82,15 +63,13 @@ def do_revoke_cameo(user: User, cameo_id: str) -> DeletionReceipt:
             withdrawn_at=now
         )
         revoked_event(cameo)
-        erased = _erasure_listing(cameo)
-        counts = do_erase_biometrics(cameo, why="revoked")
+        erased = do_erase_biometrics(cameo, why="revoked")
         # A registration recording still waiting for its check goes too.
         recordings = [name for name in LivenessCheck.objects.filter(cameo=cameo)
                       .exclude(recording="").values_list("recording", flat=True)]
         LivenessCheck.objects.filter(cameo=cameo).exclude(recording="").update(recording="")
         transaction.on_commit(lambda: delete_names(recordings))
         erased["recordings"] = len(recordings)
-        erased["counts"] = counts
         receipt = DeletionReceipt.objects.create(
             cameo=cameo, requested_at=now, biometrics_erased_at=now, erased=erased
         )

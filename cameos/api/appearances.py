@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -21,11 +19,11 @@ from cameos.actions.appearances import (
     do_approve_appearance,
     do_decline_appearance,
     do_remove_appearance,
+    with_status,
 )
 from cameos.actions.owner import access_own_cameo
 from cameos.actions.revocation import do_revoke_cameo
 from cameos.models import Appearance, DeletionReceipt
-from generation.models import VideoJob
 from sora_social.accounts.authentication import request_user
 from sora_social.api_schema import api_errors
 
@@ -111,24 +109,10 @@ class AppearanceListView(APIView):
             if wanted not in AppearanceStatus.__members__.values():
                 raise serializers.ValidationError(
                     {"status": f"Must be one of {', '.join(AppearanceStatus)}."})
-            appearances = _with_status(appearances, AppearanceStatus(wanted))
+            appearances = with_status(appearances, AppearanceStatus(wanted))
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(appearances, request, view=self)
         return paginator.get_paginated_response(AppearanceSerializer(page, many=True).data)
-
-
-def _with_status(appearances: Any, wanted: AppearanceStatus) -> Any:
-    """The queryset twin of `appearance_status`."""
-    completed = {"video__status": VideoJob.Status.COMPLETED, "video__withdrawn_at__isnull": True}
-    if wanted is AppearanceStatus.REMOVED:
-        return appearances.filter(video__withdrawn_at__isnull=False)
-    if wanted is AppearanceStatus.IN_PROGRESS:
-        return appearances.filter(video__withdrawn_at__isnull=True).exclude(
-            video__status=VideoJob.Status.COMPLETED)
-    if wanted is AppearanceStatus.AWAITING_APPROVAL:
-        return appearances.filter(owner_decision=Appearance.OwnerDecision.PENDING, **completed)
-    return appearances.filter(**completed).exclude(
-        owner_decision=Appearance.OwnerDecision.PENDING)
 
 
 class AppearanceDetailView(APIView):

@@ -12,14 +12,13 @@ import datetime
 import functools
 import logging
 import uuid
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generation.actions.jobs import fail_locked, send_output_check_message
+from generation.actions.jobs import Lease, fail_locked, send_output_check_message
 from generation.events import send_video_event
 from generation.models import VideoHold, VideoJob
 from generation.output_gate import OutputVerdict, first_block
@@ -27,13 +26,6 @@ from generation.output_gate import OutputVerdict, first_block
 logger = logging.getLogger(__name__)
 
 CHECK_FAILED_CODE = "output_check_failed"
-
-
-@dataclass(frozen=True)
-class CheckLease:
-    job_id: str
-    token: uuid.UUID
-    job: VideoJob
 
 
 def _lease_until(now: datetime.datetime) -> datetime.datetime:
@@ -46,7 +38,7 @@ def _in_check_stage() -> Q:
     return Q(status=VideoJob.Status.IN_PROGRESS, stage=VideoJob.Stage.OUTPUT_CHECK)
 
 
-def do_claim_output_check(job_id: str) -> CheckLease | None:
+def do_claim_output_check(job_id: str) -> Lease | None:
     """Take the job's output check; None when it is not waiting for one (done, cancelled,
     deleted, or held by a live check worker)."""
     now = timezone.now()
@@ -63,10 +55,10 @@ def do_claim_output_check(job_id: str) -> CheckLease | None:
     )
     if not claimed:
         return None
-    return CheckLease(job_id=job_id, token=token, job=VideoJob.objects.get(pk=job_id))
+    return Lease(job_id=job_id, token=token, job=VideoJob.objects.get(pk=job_id))
 
 
-def _lock_checked_job(lease: CheckLease) -> VideoJob | None:
+def _lock_checked_job(lease: Lease) -> VideoJob | None:
     return (
         VideoJob.objects.select_for_update()
         .filter(_in_check_stage(), pk=lease.job_id, lease_token=lease.token)
@@ -74,7 +66,7 @@ def _lock_checked_job(lease: CheckLease) -> VideoJob | None:
     )
 
 
-def do_finish_output_check(lease: CheckLease, verdicts: list[OutputVerdict]) -> str | None:
+def do_finish_output_check(lease: Lease, verdicts: list[OutputVerdict]) -> str | None:
     """Complete the job, or fail it if a check blocked it; every verdict's `record` runs in
     the same transaction. Returns the job's new status, or None if the lease was lost."""
     with transaction.atomic():
@@ -101,7 +93,7 @@ def do_finish_output_check(lease: CheckLease, verdicts: list[OutputVerdict]) -> 
         return job.status
 
 
-def do_release_failed_check(lease: CheckLease, *, error: str) -> None:
+def do_release_failed_check(lease: Lease, *, error: str) -> None:
     """A check pass raised. Retry while attempts remain; then fail the job closed (refunded,
     files deleted): a video is never completed unchecked."""
     with transaction.atomic():

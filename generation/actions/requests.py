@@ -18,7 +18,7 @@ from generation.events import send_video_event
 from generation.gate import run_request_gate
 from generation.models import VideoJob, new_video_id
 from generation.storage import delete_job_files_after_commit, input_reference_name
-from generation.visibility import access_video_content
+from generation.visibility import check_watchable
 from sora_social.accounts.models import User
 
 
@@ -67,7 +67,7 @@ def check_remix_source(user: User, video_id: str) -> VideoJob:
             param="video_id",
             code="video_not_ready",
         )
-    return access_video_content(user, video_id)
+    return check_watchable(user, source)
 
 
 def _existing_for_idempotency_key(
