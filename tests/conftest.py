@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
 
 from sora_social.accounts.actions import do_create_user, do_issue_api_key
 from sora_social.accounts.models import User
@@ -36,6 +38,12 @@ from tests.settings import TEST_RUNS_DIR
 class Member:
     user: User
     key: str
+
+    def api(self) -> APIClient:
+        """An in-process API client signed in with this member's API key."""
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key}")
+        return client
 
 
 def _member(handle: str) -> Member:
@@ -94,6 +102,11 @@ class LiveStack:
         self.group.start("gpu-worker", worker_command("gpu", name=name))
         self.gpu_worker_name = name.replace("%h", socket.gethostname())
         return self.gpu_worker_name
+
+    def request(self, member: Member, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An HTTP request to this stack with `member`'s API key."""
+        return httpx.request(method, f"{self.url}{path}", timeout=60,
+                             headers={"Authorization": f"Bearer {member.key}"}, **kwargs)
 
     def kill_gpu_worker(self) -> None:
         self.group.kill("gpu-worker", signal.SIGKILL)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
-from rest_framework.test import APIClient
 
 from cameos.actions.owner import do_decide_access
 from cameos.models import Appearance, Cameo, CameoAccess, CameoEvent
@@ -29,11 +28,6 @@ APPEARANCE_FIELDS = {
     "created_at", "decided_at", "video_url", "thumbnail_url",
 }
 
-
-def _client(member: Member) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member.key}")
-    return client
 
 
 @pytest.fixture
@@ -69,7 +63,7 @@ def test_the_owner_lists_every_video_she_is_in_with_its_author_and_state(
     made(bob, "a red kite, nobody in it")
 
     with django_assert_num_queries(4):  # key, its last use, count, page (joined)
-        response = _client(alice).get("/api/appearances")
+        response = alice.api().get("/api/appearances")
 
     assert response.status_code == 200
     body = response.json()
@@ -83,9 +77,9 @@ def test_the_owner_lists_every_video_she_is_in_with_its_author_and_state(
     assert listed[1]["source"] == "tagged"
     assert listed[1]["video_url"] == f"/v1/videos/{second.pk}/content"
     assert listed[0]["video_url"] is None
-    drafts = _client(alice).get("/api/appearances?status=draft").json()
+    drafts = alice.api().get("/api/appearances?status=draft").json()
     assert drafts["count"] == 2
-    assert _client(alice).get("/api/appearances?status=nonsense").status_code == 400
+    assert alice.api().get("/api/appearances?status=nonsense").status_code == 400
 
 
 def test_a_stranger_gets_404_on_every_appearance_endpoint(
@@ -94,16 +88,16 @@ def test_a_stranger_gets_404_on_every_appearance_endpoint(
 ) -> None:
     appearance = _appearance(made(bob, "@alice rides a bike"))
 
-    assert _client(charlie).get("/api/appearances").json()["count"] == 0
+    assert charlie.api().get("/api/appearances").json()["count"] == 0
     for path in ("", "/approve", "/decline", "/remove"):
         method = "get" if path == "" else "post"
-        response = getattr(_client(charlie), method)(f"/api/appearances/{appearance.pk}{path}")
+        response = getattr(charlie.api(), method)(f"/api/appearances/{appearance.pk}{path}")
         assert response.status_code == 404, path
     for path in ("/revoke", "/receipt", "/audit-log"):
         method = "post" if path == "/revoke" else "get"
-        response = getattr(_client(charlie), method)(f"/api/cameos/{alice_cameo.pk}{path}")
+        response = getattr(charlie.api(), method)(f"/api/cameos/{alice_cameo.pk}{path}")
         assert response.status_code == 404, path
-    assert _client(alice).get("/api/appearances/not-a-number").status_code == 404
+    assert alice.api().get("/api/appearances/not-a-number").status_code == 404
     appearance.refresh_from_db()
     assert appearance.owner_decision == "none"
     assert Cameo.objects.get(pk=alice_cameo.pk).status == "verified"
@@ -115,7 +109,7 @@ def test_approving_a_video_that_is_not_waiting_is_a_conflict_and_changes_nothing
     appearance = _appearance(made(bob, "@alice rides a bike"))
 
     for action in ("approve", "decline"):
-        response = _client(alice).post(f"/api/appearances/{appearance.pk}/{action}")
+        response = alice.api().post(f"/api/appearances/{appearance.pk}/{action}")
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "nothing_to_approve"
     appearance.refresh_from_db()
@@ -123,12 +117,12 @@ def test_approving_a_video_that_is_not_waiting_is_a_conflict_and_changes_nothing
 
 
 def _content(member: Member, video: VideoJob) -> int:
-    return _client(member).get(f"/v1/videos/{video.pk}/content").status_code
+    return member.api().get(f"/v1/videos/{video.pk}/content").status_code
 
 
 def _every_path(member: Member, video: VideoJob) -> dict[str, int]:
     """What each way of reaching a video answers `member`."""
-    api = _client(member)
+    api = member.api()
     answers = {"retrieve": api.get(f"/v1/videos/{video.pk}").status_code}
     for variant in OUTPUT_FILES:
         answers[variant] = api.get(f"/v1/videos/{video.pk}/content?variant={variant}").status_code
@@ -148,7 +142,7 @@ def test_a_removed_video_and_its_remix_are_gone_from_every_path(
     assert _content(alice, kept) == 200  # she may watch what she is in
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = _client(alice).post(f"/api/appearances/{_appearance(video).pk}/remove")
+        response = alice.api().post(f"/api/appearances/{_appearance(video).pk}/remove")
 
     assert response.status_code == 200
     assert response.json() == {"withdrawn": sorted([video.pk, remix.pk]), "cancelled": []}
@@ -161,14 +155,14 @@ def test_a_removed_video_and_its_remix_are_gone_from_every_path(
                                             "spritesheet": 404, "remix": 404}
         assert _every_path(charlie, gone) == {"retrieve": 404, "video": 404, "thumbnail": 404,
                                               "spritesheet": 404, "remix": 404}
-        state = _client(bob).get(f"/v1/videos/{gone.pk}").json()
+        state = bob.api().get(f"/v1/videos/{gone.pk}").json()
         assert (state["status"], state["error"]["code"]) == ("failed", "video_withdrawn")
         for variant in OUTPUT_FILES:
             assert not default_storage.exists(output_name(gone.pk, variant))
     assert VideoJob.objects.count() == jobs_before  # the remix attempts created nothing
     assert _content(bob, kept) == 200
     listed = {item["video_id"]: item["status"]
-              for item in _client(alice).get("/api/appearances").json()["results"]}
+              for item in alice.api().get("/api/appearances").json()["results"]}
     assert listed == {video.pk: "removed", remix.pk: "removed", kept.pk: "draft"}
     assert CameoEvent.objects.filter(cameo=alice_cameo, kind="video_removed",
                                      video_id=video.pk).count() == 1
@@ -180,7 +174,7 @@ def test_a_removed_video_and_its_remix_are_gone_from_every_path(
     page.force_login(bob.user)
     assert page.get(f"/v1/videos/{video.pk}/content").status_code == 410  # the web's session
 
-    again = _client(alice).post(f"/api/appearances/{_appearance(video).pk}/remove")
+    again = alice.api().post(f"/api/appearances/{_appearance(video).pk}/remove")
     assert again.json() == {"withdrawn": [], "cancelled": []}
 
 
@@ -191,7 +185,7 @@ def test_removing_a_video_still_being_made_cancels_it_and_refunds_the_author(
     job = request_video(bob, "@alice dances")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = _client(alice).post(f"/api/appearances/{_appearance(job).pk}/remove")
+        response = alice.api().post(f"/api/appearances/{_appearance(job).pk}/remove")
 
     assert response.json() == {"withdrawn": [], "cancelled": [job.pk]}
     job.refresh_from_db()

@@ -32,11 +32,6 @@ pytestmark = pytest.mark.django_db
 START = datetime.datetime(2025, 3, 1, 9, 0, tzinfo=datetime.UTC)
 
 
-def _client(member: Member) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member.key}")
-    return client
-
 
 def _body(response: Any) -> str:
     """The streamed body, read the way the ASGI server reads it."""
@@ -107,7 +102,7 @@ def test_the_owner_exports_every_event_oldest_first_as_json(
     cameo = registered_cameo(alice.user)
     _build_log(cameo, alice, bob, charlie)
 
-    response = _client(alice).get(f"/api/cameos/{cameo.pk}/audit-log")
+    response = alice.api().get(f"/api/cameos/{cameo.pk}/audit-log")
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -136,7 +131,7 @@ def test_the_csv_export_holds_the_same_rows_with_formulas_neutralised(
     cameo = registered_cameo(alice.user)
     _build_log(cameo, alice, bob, charlie)
 
-    response = _client(alice).get(f"/api/cameos/{cameo.pk}/audit-log", {"format": "csv"})
+    response = alice.api().get(f"/api/cameos/{cameo.pk}/audit-log", {"format": "csv"})
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -158,7 +153,7 @@ def test_events_are_listed_by_when_they_happened_not_when_they_were_written(
         seconds=1
     ))
 
-    response = _client(alice).get(f"/api/cameos/{cameo.pk}/audit-log?format=csv")
+    response = alice.api().get(f"/api/cameos/{cameo.pk}/audit-log?format=csv")
 
     assert [row[1] for row in _csv_rows(response)[1:]] == [
         "use_refused", "consent_given", "check_passed"
@@ -174,7 +169,7 @@ def test_every_cell_that_starts_like_a_formula_is_quoted_in_csv_only(
     for reason in cells:
         use_refused_event(cameo, author=charlie.user, reason=reason)
     use_allowed_event(cameo, author=charlie.user, video_id="=video", reason="approved")
-    owner = _client(alice)
+    owner = alice.api()
 
     csv_rows = _csv_rows(owner.get(f"/api/cameos/{cameo.pk}/audit-log?format=csv"))[3:]
     json_events = _exported_events(owner.get(f"/api/cameos/{cameo.pk}/audit-log"), "json")[2:]
@@ -189,13 +184,13 @@ def test_strangers_and_unknown_cameos_get_404_in_both_formats(
     alice: Member, charlie: Member
 ) -> None:
     cameo = registered_cameo(alice.user)
-    stranger = _client(charlie)
+    stranger = charlie.api()
 
     responses = [
         stranger.get(f"/api/cameos/{cameo.pk}/audit-log"),
         stranger.get(f"/api/cameos/{cameo.pk}/audit-log?format=json"),
         stranger.get(f"/api/cameos/{cameo.pk}/audit-log?format=csv"),
-        _client(alice).get("/api/cameos/cameo_unknown/audit-log?format=csv"),
+        alice.api().get("/api/cameos/cameo_unknown/audit-log?format=csv"),
     ]
 
     assert [response.status_code for response in responses] == [404] * 4
@@ -208,7 +203,7 @@ def test_strangers_and_unknown_cameos_get_404_in_both_formats(
 def test_an_unknown_format_is_refused_with_400(alice: Member) -> None:
     cameo = registered_cameo(alice.user)
 
-    response = _client(alice).get(f"/api/cameos/{cameo.pk}/audit-log?format=xlsx")
+    response = alice.api().get(f"/api/cameos/{cameo.pk}/audit-log?format=xlsx")
 
     assert response.status_code == 400
     assert response.json() == {
@@ -226,7 +221,7 @@ def test_the_export_takes_the_same_queries_however_long_the_log(
     django_assert_max_num_queries: Any,
 ) -> None:
     cameo = registered_cameo(alice.user)
-    owner = _client(alice)
+    owner = alice.api()
     url = f"/api/cameos/{cameo.pk}/audit-log?format={export_format}"
 
     # The API key, its last use, the cameo, the events (one cursor, however many rows).

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import httpx
 import numpy as np
 import openai
 import pytest
@@ -39,11 +38,6 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cameo-media")
 
 
-def _api(stack: LiveStack, member: Member, method: str, path: str, **kwargs: Any) -> Any:
-    return httpx.request(
-        method, f"{stack.url}{path}", headers={"Authorization": f"Bearer {member.key}"},
-        timeout=60, **kwargs,
-    )
 
 
 def _register_and_upload(
@@ -51,7 +45,7 @@ def _register_and_upload(
 ) -> dict[str, Any]:
     """Start a registration, record the challenge (saying `say` instead of its digits when
     given), upload it and wait for the worker's verdict; returns the finished check."""
-    started = _api(stack, member, "POST", "/api/cameos/registrations",
+    started = stack.request(member, "POST", "/api/cameos/registrations",
                    json={"notice_version": NOTICE_VERSION, "agreed": True})
     assert started.status_code == 201, started.text
     challenge = started.json()["challenge"]
@@ -59,7 +53,7 @@ def _register_and_upload(
     spec = RecordingSpec(digits=say or digits, turns=tuple(challenge["turns"]))
     recording = build_recording(media_dir, spec if say else heard_correctly(spec))
     with recording.open("rb") as upload:
-        accepted = _api(stack, member, "POST",
+        accepted = stack.request(member, "POST",
                         f"/api/cameos/registrations/{challenge['id']}/recording",
                         files={"video": ("recording.mp4", upload, "video/mp4")})
     assert accepted.status_code == 202, accepted.text
@@ -68,7 +62,7 @@ def _register_and_upload(
     seen: dict[str, Any] = {}
 
     def finished() -> bool:
-        seen.update(_api(stack, member, "GET", f"/api/cameos/checks/{check_id}").json())
+        seen.update(stack.request(member, "GET", f"/api/cameos/checks/{check_id}").json())
         return seen["status"] in ("passed", "failed")
 
     wait_for(finished, timeout=CHECK_TIMEOUT, what="the liveness check to finish")

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import openai
 import pytest
@@ -32,9 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 TIMEOUT = 120
 
 
-def _api(stack: LiveStack, member: Member, method: str, path: str, **kwargs: Any) -> Any:
-    return httpx.request(method, f"{stack.url}{path}",
-                         headers={"Authorization": f"Bearer {member.key}"}, timeout=60, **kwargs)
 
 
 def _made(client: openai.OpenAI, prompt: str, **kwargs: Any) -> Any:
@@ -45,13 +41,13 @@ def _made(client: openai.OpenAI, prompt: str, **kwargs: Any) -> Any:
 
 
 def _appearances(stack: LiveStack, member: Member) -> dict[str, dict[str, Any]]:
-    response = _api(stack, member, "GET", "/api/appearances?limit=100")
+    response = stack.request(member, "GET", "/api/appearances?limit=100")
     assert response.status_code == 200, response.text
     return {item["video_id"]: item for item in response.json()["results"]}
 
 
 def _events(stack: LiveStack, member: Member, cameo: Cameo) -> list[dict[str, Any]]:
-    response = _api(stack, member, "GET", f"/api/cameos/{cameo.pk}/audit-log")
+    response = stack.request(member, "GET", f"/api/cameos/{cameo.pk}/audit-log")
     assert response.status_code == 200, response.text
     events: list[dict[str, Any]] = response.json()["events"]
     return events
@@ -81,7 +77,7 @@ def test_alice_sees_consents_removes_and_revokes_every_video_of_her(
     seen = _appearances(live_stack, alice)[first.id]
     assert (seen["status"], seen["source"], seen["author"]["handle"]) == (
         "draft", "tagged", "bob")
-    assert _api(live_stack, alice, "GET", seen["video_url"]).status_code == 200  # she watches
+    assert live_stack.request(alice, "GET", seen["video_url"]).status_code == 200  # she watches
 
     # charlie, not approved, tags her: refused, and she sees the attempt.
     with pytest.raises(openai.PermissionDeniedError):
@@ -108,17 +104,17 @@ def test_alice_sees_consents_removes_and_revokes_every_video_of_her(
     # She removes one of bob's videos: it is gone from every path.
     removed = _made(bob_sdk, "@alice juggles three oranges")
     appearance_id = _appearances(live_stack, alice)[removed.id]["id"]
-    assert _api(live_stack, alice, "POST",
+    assert live_stack.request(alice, "POST",
                 f"/api/appearances/{appearance_id}/remove").status_code == 200
     assert bob_sdk.videos.retrieve(removed.id).error.code == "video_withdrawn"
     with pytest.raises(openai.APIStatusError) as gone:
         bob_sdk.videos.download_content(removed.id)
     assert gone.value.status_code == 410
-    assert _api(live_stack, alice, "GET", f"/v1/videos/{removed.id}/content").status_code == 404
+    assert live_stack.request(alice, "GET", f"/v1/videos/{removed.id}/content").status_code == 404
     wait_for(lambda: stored_files(removed.id) == [], timeout=10, what="the files to go")
 
     # She turns on approval: bob's next video waits for her.
-    assert _api(live_stack, alice, "PATCH", f"/api/cameos/{cameo.pk}",
+    assert live_stack.request(alice, "PATCH", f"/api/cameos/{cameo.pk}",
                 json={"requires_approval": True}).status_code == 200
     held = _made(bob_sdk, "@alice reads a book under a tree")
     assert held.status == "completed", held.error
@@ -127,7 +123,7 @@ def test_alice_sees_consents_removes_and_revokes_every_video_of_her(
     assert waiting.value.code == "video_awaiting_approval"
     listed = _appearances(live_stack, alice)[held.id]
     assert listed["status"] == "awaiting_approval"
-    assert _api(live_stack, alice, "POST",
+    assert live_stack.request(alice, "POST",
                 f"/api/appearances/{listed['id']}/approve").status_code == 200
     assert len(bob_sdk.videos.download_content(held.id).read()) > 1000
 
@@ -138,20 +134,20 @@ def test_alice_sees_consents_removes_and_revokes_every_video_of_her(
                          ("GET", f"/api/cameos/{cameo.pk}/audit-log"),
                          ("GET", f"/api/cameos/{cameo.pk}/receipt"),
                          ("POST", f"/api/cameos/{cameo.pk}/revoke")]:
-        assert _api(live_stack, charlie, method, path).status_code == 404, path
-    assert _api(live_stack, charlie, "GET", f"/v1/videos/{held.id}/content").status_code == 404
+        assert live_stack.request(charlie, method, path).status_code == 404, path
+    assert live_stack.request(charlie, "GET", f"/v1/videos/{held.id}/content").status_code == 404
 
     # She revokes while bob has a render in flight.
     in_flight = bob_sdk.videos.create(prompt="@alice runs a marathon", seconds="12",
                                       size="720x1280")
-    revoked = _api(live_stack, alice, "POST", f"/api/cameos/{cameo.pk}/revoke")
+    revoked = live_stack.request(alice, "POST", f"/api/cameos/{cameo.pk}/revoke")
     assert revoked.status_code == 202, revoked.text
     assert FaceVector.objects.filter(cameo=cameo).count() == 0
     assert cameo.pk not in [match.cameo_id for match in
                             nearest_cameos(get_engine(), her_vector, statuses=Cameo.Status.values)]
 
     def receipt() -> dict[str, Any]:
-        return dict(_api(live_stack, alice, "GET", f"/api/cameos/{cameo.pk}/receipt").json())
+        return dict(live_stack.request(alice, "GET", f"/api/cameos/{cameo.pk}/receipt").json())
 
     wait_for(lambda: receipt()["is_complete"], timeout=TIMEOUT, what="the revocation cascade")
     done = receipt()
@@ -184,5 +180,5 @@ def test_a_new_appearance_reaches_the_owner_live_and_as_a_notification(
             kinds[event["type"]] = event["data"]
     assert kinds["cameo.appearance"]["video_id"] == video.id
     assert kinds["notification.created"]["kind"] == "appearance.new"
-    listed = _api(live_stack, alice, "GET", "/api/notifications").json()
+    listed = live_stack.request(alice, "GET", "/api/notifications").json()
     assert [item["data"]["video_id"] for item in listed["data"]] == [video.id]

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
-from rest_framework.test import APIClient
 
 from cameos.actions.owner import do_decide_access
 from cameos.actions.revocation import do_run_revocation_cascade
@@ -44,11 +43,6 @@ from tests.conftest import Member
 
 pytestmark = pytest.mark.django_db
 
-
-def _client(member: Member) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member.key}")
-    return client
 
 
 @pytest.fixture
@@ -86,7 +80,7 @@ def test_revoking_cancels_renders_withdraws_videos_and_remixes_and_erases_the_fa
                                                                                      flat=True))
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = _client(alice).post(f"/api/cameos/{alice_cameo.pk}/revoke")
+        response = alice.api().post(f"/api/cameos/{alice_cameo.pk}/revoke")
 
     assert response.status_code == 202
     # Gone from the table and from the index.
@@ -113,7 +107,7 @@ def test_revoking_cancels_renders_withdraws_videos_and_remixes_and_erases_the_fa
     kinds = list(CameoEvent.objects.filter(cameo=cameo).values_list("kind", flat=True))
     assert {"revoked", "biometrics_erased", "revocation_completed"} <= set(kinds)
     # The receipt lists what was erased and withdrawn, and when.
-    receipt = _client(alice).get(f"/api/cameos/{cameo.pk}/receipt").json()
+    receipt = alice.api().get(f"/api/cameos/{cameo.pk}/receipt").json()
     assert receipt["is_complete"] is True
     assert len(receipt["erased"]["face_vectors"]) == 1
     assert receipt["erased"]["face_vectors"][0]["engine"] == get_engine().id
@@ -129,7 +123,7 @@ def test_revoking_cancels_renders_withdraws_videos_and_remixes_and_erases_the_fa
     cancelled = Notification.objects.get(recipient=bob.user, kind="video.cancelled")
     assert cancelled.data["video_ids"] == [in_flight.pk]
     # A new request tagging her is refused.
-    refused = _client(bob).post("/v1/videos", {"prompt": "@alice again", "model": "sora-2",
+    refused = bob.api().post("/v1/videos", {"prompt": "@alice again", "model": "sora-2",
                                                 "seconds": "4", "size": "720x1280"},
                                 format="json")
     assert refused.status_code == 403
@@ -141,12 +135,12 @@ def test_the_cascade_and_the_revocation_are_safe_to_run_twice(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         video = passed_without_rendering(request_video(bob, "@alice waves"), tmp_path)
-        first = _client(alice).post(f"/api/cameos/{alice_cameo.pk}/revoke").json()
+        first = alice.api().post(f"/api/cameos/{alice_cameo.pk}/revoke").json()
     receipt = DeletionReceipt.objects.get(cameo=alice_cameo)
     completed_at = receipt.completed_at
 
     with django_capture_on_commit_callbacks(execute=True):
-        second = _client(alice).post(f"/api/cameos/{alice_cameo.pk}/revoke").json()
+        second = alice.api().post(f"/api/cameos/{alice_cameo.pk}/revoke").json()
         again = do_run_revocation_cascade(alice_cameo.pk)
 
     assert second["requested_at"] == first["requested_at"]
@@ -165,7 +159,7 @@ def test_a_cascade_whose_message_was_lost_is_resumed(
 
     with django_capture_on_commit_callbacks(execute=False):  # the cascade's message is lost
         video = passed_without_rendering(request_video(bob, "@alice waves"), tmp_path)
-        _client(alice).post(f"/api/cameos/{alice_cameo.pk}/revoke")
+        alice.api().post(f"/api/cameos/{alice_cameo.pk}/revoke")
     assert resume_revocations_task() == 0  # too soon: it may still be on its way
     DeletionReceipt.objects.update(requested_at=DeletionReceipt.objects.get().requested_at
                                    - datetime.timedelta(minutes=2))
@@ -192,7 +186,7 @@ def test_a_revocation_landing_while_an_untagged_face_is_checked_still_withdraws_
     verdicts = run_output_checks(lease.job, sample)  # her face, found before she revokes
 
     with django_capture_on_commit_callbacks(execute=True):
-        _client(alice).post(f"/api/cameos/{cameo.pk}/revoke")
+        alice.api().post(f"/api/cameos/{cameo.pk}/revoke")
     receipt = DeletionReceipt.objects.get(cameo=cameo)
     assert receipt.videos_withdrawn == []  # the cascade could not see this video yet
     with django_capture_on_commit_callbacks(execute=True):

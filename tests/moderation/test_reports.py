@@ -22,11 +22,6 @@ from tests.conftest import Member
 pytestmark = pytest.mark.django_db
 
 
-def _bearer(member: Member) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member.key}")
-    return client
-
 
 def _completed_video(member: Member, prompt: str = "a lighthouse at dusk") -> VideoJob:
     job, created = check_and_request_generation(
@@ -46,7 +41,7 @@ def _bobs_video_with_alice(alice: Member, bob: Member) -> VideoJob:
 
 
 def _report(member: Member, video_id: str, **body: Any) -> Any:
-    return _bearer(member).post(f"/api/videos/{video_id}/reports", body, format="json")
+    return member.api().post(f"/api/videos/{video_id}/reports", body, format="json")
 
 
 def test_the_author_can_report_their_own_video(bob: Member) -> None:
@@ -196,7 +191,7 @@ def test_a_report_keeps_the_video_id_after_the_video_is_deleted(bob: Member) -> 
     report.refresh_from_db()
     assert report.video is None
     assert report.video_id_text == video.pk
-    listed = _bearer(bob).get("/api/reports").json()
+    listed = bob.api().get("/api/reports").json()
     assert [item["video_id"] for item in listed["results"]] == [video.pk]
 
 
@@ -221,11 +216,11 @@ def test_the_list_shows_only_my_reports_newest_first(
     newer = do_report_video(bob.user, other.pk, reason="violence", details="")
     do_report_video(alice.user, video.pk, reason="not_me", details="")
 
-    listed = _bearer(bob).get("/api/reports").json()
+    listed = bob.api().get("/api/reports").json()
 
     assert listed["count"] == 2
     assert [item["id"] for item in listed["results"]] == [newer.pk, older.pk]
-    assert _bearer(charlie).get("/api/reports").json()["results"] == []
+    assert charlie.api().get("/api/reports").json()["results"] == []
 
 
 def test_the_list_is_paginated_and_takes_three_queries(
@@ -234,7 +229,7 @@ def test_the_list_is_paginated_and_takes_three_queries(
     for number in range(6):
         video = _completed_video(bob, f"clip number {number}")
         do_report_video(bob.user, video.pk, reason="other", details="")
-    client = _bearer(bob)
+    client = bob.api()
     client.get("/api/reports")  # records the key's first use, which writes once
 
     # The API key (with its user), the count, the page.

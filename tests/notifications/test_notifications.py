@@ -25,11 +25,6 @@ from tests.conftest import Member
 pytestmark = pytest.mark.django_db
 
 
-def _bearer(member: Member) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member.key}")
-    return client
-
 
 def _notify(member: Member, number: int = 1, **fields: Any) -> Notification:
     return do_notify(
@@ -111,7 +106,7 @@ def test_notifying_writes_the_row_and_pushes_one_event_once_committed(
     assert stored.data == {"video_id": "video_1", "appearance_id": 7}
     assert len(callbacks) == 1
     assert before_commit == []
-    detail = _bearer(alice).get(f"/api/notifications/{notification.pk}").json()
+    detail = alice.api().get(f"/api/notifications/{notification.pk}").json()
     assert after_commit == [{"type": "notification.created", "data": detail}]
 
 
@@ -167,7 +162,7 @@ def test_the_database_refuses_a_kind_that_is_not_a_slug(alice: Member) -> None:
 def test_the_list_is_newest_first_in_pages_with_the_unread_count(alice: Member) -> None:
     notifications = [_notify(alice, number) for number in range(5)]
     do_mark_read(alice.user, [notifications[3].pk])
-    client = _bearer(alice)
+    client = alice.api()
 
     first = client.get("/api/notifications", {"limit": 2}).json()
     second = client.get("/api/notifications", {"limit": 2, "after": first["last_id"]}).json()
@@ -196,14 +191,14 @@ def test_the_unread_filter_lists_only_unread_ones(alice: Member) -> None:
     notifications = [_notify(alice, number) for number in range(4)]
     do_mark_read(alice.user, [notifications[1].pk, notifications[2].pk])
 
-    unread = _bearer(alice).get("/api/notifications", {"unread": "true"}).json()
+    unread = alice.api().get("/api/notifications", {"unread": "true"}).json()
 
     assert [item["id"] for item in unread["data"]] == [notifications[3].pk, notifications[0].pk]
     assert (unread["has_more"], unread["unread_count"]) == (False, 2)
 
 
 def test_an_empty_list_says_so(alice: Member) -> None:
-    response = _bearer(alice).get("/api/notifications")
+    response = alice.api().get("/api/notifications")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -215,7 +210,7 @@ def test_the_list_lists_only_ones_own_notifications(alice: Member, bob: Member) 
     mine = _notify(alice, 1)
     _notify(bob, 2)
 
-    listed = _bearer(alice).get("/api/notifications").json()
+    listed = alice.api().get("/api/notifications").json()
 
     assert [item["id"] for item in listed["data"]] == [mine.pk]
     assert listed["unread_count"] == 1
@@ -226,7 +221,7 @@ def test_the_list_takes_three_queries_however_long_the_page(
 ) -> None:
     for number in range(30):
         _notify(alice, number)
-    client = _bearer(alice)
+    client = alice.api()
     client.get("/api/notifications")  # records the key's first use, which writes once
 
     # The API key (with its user), the page, the unread count.
@@ -238,7 +233,7 @@ def test_the_list_takes_three_queries_however_long_the_page(
 
 def test_marking_by_ids_marks_only_those_and_counts_them(alice: Member) -> None:
     notifications = [_notify(alice, number) for number in range(3)]
-    client = _bearer(alice)
+    client = alice.api()
 
     first = client.post(
         "/api/notifications/read",
@@ -260,7 +255,7 @@ def test_marking_all_marks_every_unread_one(alice: Member, bob: Member) -> None:
         _notify(alice, number)
     bobs = _notify(bob)
 
-    response = _bearer(alice).post("/api/notifications/read", {"all": True}, format="json")
+    response = alice.api().post("/api/notifications/read", {"all": True}, format="json")
 
     assert response.json() == {"marked": 3, "unread_count": 0}
     assert _unread_ids(alice) == set()
@@ -271,7 +266,7 @@ def test_another_users_notification_is_not_found_and_not_marked(
     alice: Member, bob: Member
 ) -> None:
     bobs = _notify(bob)
-    client = _bearer(alice)
+    client = alice.api()
 
     detail = client.get(f"/api/notifications/{bobs.pk}")
     missing = client.get(f"/api/notifications/{bobs.pk + 1000}")
@@ -293,7 +288,7 @@ def test_another_users_notification_is_not_found_and_not_marked(
 def test_the_owner_reads_one_notification_without_marking_it(alice: Member) -> None:
     notification = _notify(alice, body="By @bob, a draft.")
 
-    response = _bearer(alice).get(f"/api/notifications/{notification.pk}")
+    response = alice.api().get(f"/api/notifications/{notification.pk}")
 
     assert response.status_code == 200
     assert response.json()["body"] == "By @bob, a draft."
@@ -319,7 +314,7 @@ def test_the_list_refuses_bad_parameters(
 ) -> None:
     _notify(alice)
 
-    response = _bearer(alice).get("/api/notifications", query)
+    response = alice.api().get("/api/notifications", query)
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
@@ -346,7 +341,7 @@ def test_marking_refuses_bad_input_and_changes_nothing(
 ) -> None:
     notification = _notify(alice)
 
-    response = _bearer(alice).post("/api/notifications/read", body, format="json")
+    response = alice.api().post("/api/notifications/read", body, format="json")
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
@@ -355,7 +350,7 @@ def test_marking_refuses_bad_input_and_changes_nothing(
 
 
 def test_marking_names_the_choice_to_make(alice: Member) -> None:
-    response = _bearer(alice).post("/api/notifications/read", {}, format="json")
+    response = alice.api().post("/api/notifications/read", {}, format="json")
 
     assert response.json()["error"]["message"] == (
         'Send either {"ids": [...]} or {"all": true}.'
@@ -365,14 +360,14 @@ def test_marking_names_the_choice_to_make(alice: Member) -> None:
 def test_marking_refuses_a_body_that_is_not_an_object(alice: Member) -> None:
     notification = _notify(alice)
 
-    response = _bearer(alice).post("/api/notifications/read", [notification.pk], format="json")
+    response = alice.api().post("/api/notifications/read", [notification.pk], format="json")
 
     assert response.status_code == 400
     assert _unread_ids(alice) == {notification.pk}
 
 
 def test_an_id_beyond_any_row_is_not_found(alice: Member) -> None:
-    response = _bearer(alice).get(f"/api/notifications/{2**70}")
+    response = alice.api().get(f"/api/notifications/{2**70}")
 
     assert response.status_code == 404
 
