@@ -59,7 +59,6 @@ CHECKING = 10  # in progress, stage output_check: their files are stored
 AUTHORS = 50
 AUTHOR_REFERENCES = 3
 REFERENCE_SCALES = (1.0, 0.85, 0.7)  # three captures of alice: the astronaut at three sizes
-CROP_MARGIN = 0.35
 # Small stand-ins for a job's three outputs (video.mp4, thumbnail.webp, spritesheet.jpg).
 OUTPUT_BYTES = {"video": 16_384, "thumbnail": 2_048, "spritesheet": 8_192}
 
@@ -72,12 +71,12 @@ EMBEDDINGS_TARGET_S = 60.0
 
 
 def reference_faces(engine: Any) -> list[Any]:
-    """Alice's references: the astronaut's face found at each scale, cropped with a margin,
-    with the engine's embedding of it (as the liveness check hands them over)."""
+    """Alice's references: the astronaut's face found at each scale, cropped as the liveness
+    check crops references, with the engine's embedding of it."""
     import cv2
 
     from cameos.faces.calibration import astronaut
-    from cameos.liveness.check import ReferenceFace
+    from cameos.liveness.check import ReferenceFace, reference_crop
 
     faces = []
     for scale in REFERENCE_SCALES:
@@ -86,14 +85,7 @@ def reference_faces(engine: Any) -> list[Any]:
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         face = engine.detect(image)[0]
-        left, top, right, bottom = face.box
-        margin_x, margin_y = (right - left) * CROP_MARGIN, (bottom - top) * CROP_MARGIN
-        height, width = image.shape[:2]
-        crop = image[
-            max(0, int(top - margin_y)) : min(height, int(bottom + margin_y)),
-            max(0, int(left - margin_x)) : min(width, int(right + margin_x)),
-        ]
-        faces.append(ReferenceFace(image=np.ascontiguousarray(crop),
+        faces.append(ReferenceFace(image=reference_crop(image, face),
                                    embedding=engine.embed(image, face), time=0.0))
     return faces
 
@@ -300,6 +292,8 @@ def measure(engine: Any, scene: Scene, batch_size: int) -> dict[str, Any]:
 
     cascade_started = time.perf_counter()
     receipt = do_run_revocation_cascade(scene.cameo_id, batch_size=batch_size)
+    if receipt is None:
+        raise RuntimeError("the revocation left no receipt")
     cascaded = time.perf_counter()
     jobs = VideoJob.objects.filter(pk__in=[*scene.videos, *scene.remixes, *scene.active])
     withdrawn = jobs.filter(pk__in=scene.videos, withdrawn_at__isnull=False,
@@ -326,6 +320,8 @@ def measure(engine: Any, scene: Scene, batch_size: int) -> dict[str, Any]:
 
     rerun_started = time.perf_counter()
     again = do_run_revocation_cascade(scene.cameo_id, batch_size=batch_size)
+    if again is None:
+        raise RuntimeError("the receipt is gone")
     rerun_s = time.perf_counter() - rerun_started
     if again.completed_at != receipt.completed_at:
         raise RuntimeError("a second cascade run wrote the receipt again")

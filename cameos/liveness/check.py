@@ -229,7 +229,7 @@ def check_liveness(
         if not failures:
             references = tuple(
                 ReferenceFace(
-                    image=_reference_crop(recording.frames[index].image, face),
+                    image=reference_crop(recording.frames[index].image, face),
                     embedding=embedding,
                     time=recording.frames[index].time,
                 )
@@ -416,7 +416,7 @@ def _identity_changes(engine: FaceEngine, embeddings: Sequence[FaceEmbedding]) -
     )
 
 
-def _reference_crop(image: np.ndarray, face: DetectedFace) -> np.ndarray:
+def reference_crop(image: np.ndarray, face: DetectedFace) -> np.ndarray:
     """A square crop centred on the face, REFERENCE_MARGIN box widths wide, resized."""
     left, top, right, bottom = face.box
     side = REFERENCE_MARGIN * max(right - left, bottom - top)
