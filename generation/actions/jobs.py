@@ -26,6 +26,7 @@ from generation.dispatch import (
 )
 from generation.events import send_video_event
 from generation.models import VideoJob
+from generation.output_gate import has_output_checks
 from generation.storage import delete_job_files_after_commit
 from sora_social.redis import broker_redis_client
 
@@ -89,8 +90,6 @@ def do_heartbeat(lease: Lease, *, progress: int) -> None:
 def do_finish_render(lease: Lease, *, files: dict[str, str], render_seconds: float) -> bool:
     """The render is stored: hand the job to the output gate (or, with no output checks
     configured, complete it). False if the lease was lost meanwhile."""
-    from generation.output_gate import has_output_checks
-
     now = timezone.now()
     is_checked = has_output_checks()
     if is_checked:
