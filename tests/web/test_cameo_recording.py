@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -136,7 +137,10 @@ def test_a_cameo_recorded_in_the_browser_is_verified_live(
             or (errors and errors[0].text)
         )
 
-    WebDriverWait(browser, 150).until(settled)
+    # The page reloads when the verdict arrives: an element read as it goes is stale, so look again.
+    WebDriverWait(browser, 150, ignored_exceptions=(StaleElementReferenceException,)).until(
+        settled
+    )
     assert not [error.text for error in browser.find_elements(By.ID, "record-error")
                 if error.text]
     check = LivenessCheck.objects.get(cameo__owner=alice.user)
