@@ -65,6 +65,6 @@ def job_file_names(job: VideoJob) -> list[str]:
     return names
 
 
-def delete_job_files_after_commit(job: VideoJob) -> None:
-    names = job_file_names(job)
+def delete_job_files_after_commit(*jobs: VideoJob) -> None:
+    names = [name for job in jobs for name in job_file_names(job)]
     transaction.on_commit(lambda: delete_names(names))
