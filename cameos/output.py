@@ -2,8 +2,8 @@
 allowed to be there?
 
 The faces embedded from each track of the sampled frames (`cameos.faces.tracks`) are matched
-1:k against the declared cameos' references and 1:N against every active cameo (pgvector),
-each attributed to its single nearest cameo. Then:
+1:k against the declared cameos' references and 1:N against every verified cameo (pgvector,
+an exact scan of all the faces at once), each attributed to its single nearest cameo. Then:
 - a declared cameo seen: its appearance records where and how closely;
 - an undeclared cameo seen, whose owner lets the author use it: a `detected` appearance, and
   the owner is told;
@@ -33,7 +33,7 @@ from cameos.faces.base import FaceEmbedding, FaceEngine
 from cameos.faces.tracks import face_tracks
 from cameos.models import Appearance, Cameo, FaceVector
 from cameos.permissions import can_use_cameo
-from cameos.search import nearest_cameos
+from cameos.search import CameoMatch, cameos_within
 from generation.actions.output import place_hold
 from generation.media.sampling import SampledVideo
 from generation.models import VideoJob
@@ -47,8 +47,6 @@ NOT_CONSENTED_MESSAGE = (
 )
 # What holds a video until a person in it decides (generation.models.VideoHold.kind).
 APPROVAL_HOLD = "cameo_approval"
-# Candidates per face embedding from the 1:N index.
-CANDIDATES = 3
 
 
 @dataclass
@@ -78,21 +76,20 @@ def _declared_vectors(engine: FaceEngine, cameo_ids: list[str]) -> dict[str, lis
 
 
 def _nearest_cameo(
-    engine: FaceEngine, embedding: FaceEmbedding, declared: dict[str, list[FaceEmbedding]]
+    engine: FaceEngine,
+    embedding: FaceEmbedding,
+    declared: dict[str, list[FaceEmbedding]],
+    searched: dict[str, CameoMatch],
 ) -> tuple[str, float] | None:
     """The cameo nearest one face embedding, if any is near enough: 1:k against the declared
-    ones (within the 1:1 uncertain band) and 1:N against every verified cameo (within the
-    narrower band of a search, see FaceEngine.search_uncertain_threshold)."""
+    ones (within the 1:1 uncertain band) and, `searched`, 1:N against every verified cameo
+    (within the narrower band of a search, see FaceEngine.search_uncertain_threshold)."""
     nearest: dict[str, float] = {}
     for cameo_id, references in declared.items():
         distance = min(engine.distance(embedding, reference) for reference in references)
         if distance <= engine.uncertain_threshold:
             nearest[cameo_id] = distance
-    # Verified cameos only: one in review may be a second account's copy of a verified face,
-    # and must not take that person's place (or be told of their videos).
-    for match in nearest_cameos(engine, embedding.vector, limit=CANDIDATES,
-                                statuses=(Cameo.Status.VERIFIED,),
-                                max_distance=engine.search_uncertain_threshold):
+    for match in searched.values():
         nearest[match.cameo_id] = min(match.distance, nearest.get(match.cameo_id, match.distance))
     if not nearest:
         return None
@@ -107,20 +104,26 @@ def find_cameos(
     same place still reports both."""
     findings = CameoFindings()
     declared = _declared_vectors(engine, declared_ids)
-    for track in face_tracks(sample, engine):
-        for embedding in track.embeddings:
-            nearest = _nearest_cameo(engine, embedding, declared)
-            if nearest is None:
-                continue
-            cameo_id, distance = nearest
-            bucket = (findings.confident if distance <= engine.match_threshold
-                      else findings.uncertain)
-            sighting = bucket.get(cameo_id)
-            if sighting is None:
-                bucket[cameo_id] = Sighting(cameo_id, distance, track.first_seen)
-            else:
-                sighting.distance = min(sighting.distance, distance)
-                sighting.first_seen = min(sighting.first_seen, track.first_seen)
+    faces = [(track, embedding) for track in face_tracks(sample, engine)
+             for embedding in track.embeddings]
+    # Verified cameos only: one in review may be a second account's copy of a verified face,
+    # and must not take that person's place (or be told of their videos). Exact, all faces in
+    # one scan: a consent check must not miss a registered face (see cameos.search).
+    searches = cameos_within(engine, [embedding.vector for _track, embedding in faces],
+                             max_distance=engine.search_uncertain_threshold,
+                             statuses=(Cameo.Status.VERIFIED,))
+    for (track, embedding), searched in zip(faces, searches, strict=True):
+        nearest = _nearest_cameo(engine, embedding, declared, searched)
+        if nearest is None:
+            continue
+        cameo_id, distance = nearest
+        bucket = findings.confident if distance <= engine.match_threshold else findings.uncertain
+        sighting = bucket.get(cameo_id)
+        if sighting is None:
+            bucket[cameo_id] = Sighting(cameo_id, distance, track.first_seen)
+        else:
+            sighting.distance = min(sighting.distance, distance)
+            sighting.first_seen = min(sighting.first_seen, track.first_seen)
     for cameo_id in findings.confident:
         findings.uncertain.pop(cameo_id, None)  # seen clearly elsewhere in the video
     return findings

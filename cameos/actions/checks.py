@@ -31,7 +31,7 @@ from cameos.events import (
 from cameos.faces.base import FaceEngine
 from cameos.liveness.check import ReferenceFace
 from cameos.models import Cameo, FaceVector, LivenessCheck, ReferenceImage
-from cameos.search import nearest_cameos
+from cameos.search import cameos_within
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +132,13 @@ def store_reference_faces(
 def other_accounts_matching(
     cameo: Cameo, faces: Sequence[ReferenceFace], engine: FaceEngine
 ) -> list[str]:
-    """Ids of other accounts' live person cameos whose face matches one of `faces`."""
-    matched: set[str] = set()
-    for face in faces:
-        for match in nearest_cameos(
-            engine,
-            face.embedding.vector,
-            limit=5,
-            exclude_owner_id=cameo.owner_id,
-            max_distance=engine.match_threshold,
-        ):
-            matched.add(match.cameo_id)
-    return sorted(matched)
+    """Ids of other accounts' live person cameos whose face matches one of `faces` (an exact
+    search: a second account of a registered face must not slip past review)."""
+    searches = cameos_within(
+        engine, [face.embedding.vector for face in faces], max_distance=engine.match_threshold,
+        statuses=(Cameo.Status.VERIFIED, Cameo.Status.IN_REVIEW), exclude_owner_id=cameo.owner_id,
+    )
+    return sorted({cameo_id for found in searches for cameo_id in found})
 
 
 def do_verify_cameo(

@@ -20,7 +20,8 @@ from cameos.actions.erasure import do_expire_unused_cameos, do_rotate_reference_
 from cameos.crypto import read_sealed
 from cameos.faces import get_engine
 from cameos.models import Cameo, CameoEvent, FaceVector, ReferenceImage
-from cameos.search import nearest_cameos, nearest_query
+from cameos.search import cameos_within, nearest_cameos, nearest_query
+from sora_social.accounts.actions import do_create_user
 from tests.cameos.cameos import reference_face, registered_cameo
 from tests.cameos.images import astronaut, group_photo_face
 from tests.conftest import Member
@@ -76,6 +77,54 @@ def test_search_finds_the_owner_and_never_mixes_engines(
     assert all(match.distance > 1e-6 for match in matches)
     assert nearest_cameos(engine, probe.embedding.vector, exclude_owner_id=alice.user.pk,
                           max_distance=engine.match_threshold) == []
+
+
+def test_the_exact_search_finds_every_cameo_within_reach_of_each_face() -> None:
+    """Checked against numpy over a crowd of 60 cameos (owners, statuses, a second engine of
+    the same dimension and one of another dimension mixed in), for a batch of faces near some
+    of them and far from the rest."""
+    engine = get_engine()
+    rng = np.random.default_rng(5)
+    dimension = engine.dimension
+    crowd = rng.standard_normal((60, dimension)).astype(np.float32) * 0.08
+    statuses = [Cameo.Status.VERIFIED, Cameo.Status.IN_REVIEW, Cameo.Status.REVOKED]
+    cameos = []
+    for n, vector in enumerate(crowd):
+        owner = do_create_user(handle=f"crowd{n}", password="correct horse battery staple")
+        cameo = Cameo.objects.create(owner=owner, kind=Cameo.Kind.PERSON, handle=f"crowd{n}",
+                                     name=f"crowd {n}", status=statuses[n % 3])
+        FaceVector.objects.create(cameo=cameo, engine=engine.id, dimension=dimension,
+                                  embedding=vector)
+        FaceVector.objects.create(cameo=cameo, engine=engine.id, dimension=dimension,
+                                  embedding=vector + 0.02)
+        cameos.append(cameo)
+    # Right on top of every face: another engine's vectors, same dimension and a larger one.
+    for n, other_dimension in ((0, dimension), (1, dimension * 2)):
+        FaceVector.objects.create(cameo=cameos[n], engine="another-engine",
+                                  dimension=other_dimension,
+                                  embedding=np.zeros(other_dimension, dtype=np.float32))
+    faces = [crowd[0] + 0.05, crowd[7] - 0.01, crowd[8] + 0.03, np.full(dimension, 3.0)]
+    reach = 0.6
+
+    found = cameos_within(engine, faces, max_distance=reach,
+                          statuses=[Cameo.Status.VERIFIED, Cameo.Status.IN_REVIEW],
+                          exclude_owner_id=cameos[8].owner_id)
+
+    for face, result in zip(faces, found, strict=True):
+        expected = {}
+        for n, cameo in enumerate(cameos):
+            distance = min(np.linalg.norm(crowd[n] - face), np.linalg.norm(crowd[n] + 0.02 - face))
+            if (distance <= reach and cameo.status != Cameo.Status.REVOKED
+                    and cameo.owner_id != cameos[8].owner_id):
+                expected[cameo.pk] = distance
+        assert {cameo_id: match.distance for cameo_id, match in result.items()} == (
+            pytest.approx(expected, abs=1e-4)
+        )
+        assert all(match.owner_id == Cameo.objects.get(pk=cameo_id).owner_id
+                   for cameo_id, match in result.items())
+    assert found[0] and found[1] and not found[3]
+    assert cameos[8].pk not in found[2]
+    assert cameos_within(engine, [], max_distance=reach, statuses=[]) == []
 
 
 def test_the_search_uses_the_engines_hnsw_index(alice: Member) -> None:
