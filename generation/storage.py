@@ -7,9 +7,12 @@ import logging
 import shutil
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
 
 from generation.models import VideoJob
 
@@ -49,14 +52,38 @@ def copy_from_storage(name: str, destination: Path) -> Path:
     return destination
 
 
+# S3's DeleteObjects takes at most this many keys a request.
+S3_DELETE_BATCH = 1000
+
+
 def delete_names(names: list[str]) -> None:
+    """Delete these files from the media storage (a file already gone is no error); a failure
+    is logged, never raised: this runs after the commit that made the files unwanted. On S3,
+    one request per S3_DELETE_BATCH files, not one per file."""
+    names = [name for name in names if name]
+    if isinstance(default_storage, S3Storage):
+        _delete_from_s3(default_storage, names)
+        return
     for name in names:
-        if not name:
-            continue
         try:
             default_storage.delete(name)
         except OSError:
             logger.exception("could not delete %s", name)
+
+
+def _delete_from_s3(storage: S3Storage, names: list[str]) -> None:
+    for start in range(0, len(names), S3_DELETE_BATCH):
+        # The key of a name as S3Storage.delete computes it (its location prefix included).
+        keys = [{"Key": storage._normalize_name(clean_name(name))}
+                for name in names[start:start + S3_DELETE_BATCH]]
+        try:
+            response = storage.bucket.delete_objects(Delete={"Objects": keys, "Quiet": True})
+        except (BotoCoreError, ClientError):
+            logger.exception("could not delete %d files from S3", len(keys))
+            continue
+        for error in response.get("Errors", []):
+            logger.error("could not delete %s from S3: %s", error.get("Key"),
+                         error.get("Message"))
 
 
 def job_file_names(job: VideoJob) -> list[str]:

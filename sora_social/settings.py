@@ -10,6 +10,7 @@ import base64
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -224,21 +225,39 @@ CAMEO_RECORDING_MAX_BYTES = env_int("CAMEO_RECORDING_MAX_BYTES", 50 * 1024 * 102
 # --- Storage: local files under VAR_DIR/media, or S3/MinIO ---------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 S3_BUCKET = env_str("S3_BUCKET")
-if S3_BUCKET:
-    _media_storage = {
+
+
+def s3_media_storage(
+    bucket: str, *, endpoint_url: str | None, region: str | None, access_key: str | None,
+    secret_key: str | None, signed_url_seconds: int,
+) -> dict[str, Any]:
+    """The media storage on S3 or MinIO: a private bucket, read through short-lived signed
+    URLs, a job's fixed file names overwritten in place."""
+    return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": S3_BUCKET,
-            "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
-            "region_name": env_str("S3_REGION") or None,
-            "access_key": env_str("S3_ACCESS_KEY_ID") or None,
-            "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "access_key": access_key,
+            "secret_key": secret_key,
             "default_acl": "private",
             "querystring_auth": True,
-            "querystring_expire": env_int("S3_SIGNED_URL_SECONDS", 300, minimum=1),
+            "querystring_expire": signed_url_seconds,
             "file_overwrite": True,
         },
     }
+
+
+if S3_BUCKET:
+    _media_storage = s3_media_storage(
+        S3_BUCKET,
+        endpoint_url=env_str("S3_ENDPOINT_URL") or None,
+        region=env_str("S3_REGION") or None,
+        access_key=env_str("S3_ACCESS_KEY_ID") or None,
+        secret_key=env_str("S3_SECRET_ACCESS_KEY") or None,
+        signed_url_seconds=env_int("S3_SIGNED_URL_SECONDS", 300, minimum=1),
+    )
 else:
     _media_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

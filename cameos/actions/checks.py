@@ -266,9 +266,11 @@ ORPHAN_RECORDING_SECONDS = 3600
 
 def do_delete_orphan_recordings() -> int:
     """Delete sealed recordings that no queued or running check refers to; returns how many."""
-    if not default_storage.exists(RECORDINGS_FOLDER):
+    try:
+        # Not `exists` first: on S3 a folder is only a prefix, and "exists" says no.
+        _folders, names = default_storage.listdir(RECORDINGS_FOLDER)
+    except FileNotFoundError:  # local storage, before the first upload
         return 0
-    _folders, names = default_storage.listdir(RECORDINGS_FOLDER)
     referenced = set(
         LivenessCheck.objects.exclude(recording="").values_list("recording", flat=True)
     )

@@ -17,15 +17,11 @@ from django.utils import timezone
 from cameos.crypto import current_key_id, reseal
 from cameos.events import biometrics_erased_event, send_cameo_event
 from cameos.models import Cameo, FaceVector, ReferenceImage
+from generation.storage import delete_names
 
 logger = logging.getLogger(__name__)
 
 DAYS_PER_MONTH = 30.44
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        default_storage.delete(name)
 
 
 def do_erase_biometrics(cameo: Cameo, *, why: str) -> dict[str, Any]:
@@ -42,7 +38,7 @@ def do_erase_biometrics(cameo: Cameo, *, why: str) -> dict[str, Any]:
     FaceVector.objects.filter(cameo=cameo).delete()
     ReferenceImage.objects.filter(cameo=cameo).delete()
     files = [reference["file"] for reference in references]
-    transaction.on_commit(lambda: _delete_files(files))
+    transaction.on_commit(lambda: delete_names(files))
     counts = {"reference_images": len(references), "face_vectors": len(vectors)}
     cameo.erased_at = timezone.now()
     cameo.save(update_fields=["erased_at"])
