@@ -4,9 +4,9 @@ Two searches, for two needs:
 - `cameos_within`, exact: every cameo within a distance of any of a batch of faces, by one
   sequential scan. The consent gates use it (the output check, a registration's duplicate
   check): they must not miss a registered face. Measured against 100,000 synthetic cameos
-  (`python -m benchmarks.bench_output_faces`), the HNSW search at ef_search 100 lost about a
-  third of the faces within the match threshold of a cameo but not near its references; the
-  exact scan of six faces takes ~0.1 s there, and grows linearly with the cameos enrolled.
+  (`python -m benchmarks.bench_output_faces`), the HNSW search at ef_search 100 lost over half
+  of the faces within the match threshold of a cameo but not near its references; the exact
+  scan of six faces takes ~0.1 s there, and grows linearly with the cameos enrolled.
 - `nearest_cameos`, approximate: the k nearest through the engine's HNSW index, in a few ms
   at any size; close recaptures of a face are found reliably (recall@10 >= 0.98 at 1,000,000
   embeddings, `benchmarks.bench_vectors`), far matches are not. No consent decision rests on it.
