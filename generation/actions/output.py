@@ -93,21 +93,30 @@ def do_finish_output_check(lease: Lease, verdicts: list[OutputVerdict]) -> str |
         return job.status
 
 
+def _resend_or_fail_locked(job: VideoJob, now: datetime.datetime, *, failure: str) -> bool:
+    """Send the check again while attempts remain (True); after the last, fail the job closed
+    with `failure` (refunded, files deleted): a video is never completed unchecked. Caller
+    holds the row lock of a job in the check stage."""
+    if job.check_attempts >= settings.JOB_MAX_ATTEMPTS:
+        fail_locked(job, code=CHECK_FAILED_CODE, message=failure)
+        return False
+    job.lease_token = None
+    job.lease_until = _lease_until(now)
+    job.save(update_fields=["lease_token", "lease_until"])
+    transaction.on_commit(functools.partial(send_output_check_message, job.id))
+    return True
+
+
 def do_release_failed_check(lease: Lease, *, error: str) -> None:
-    """A check pass raised. Retry while attempts remain; then fail the job closed (refunded,
-    files deleted): a video is never completed unchecked."""
+    """A check pass raised: send it again, or fail the job after the last attempt."""
     with transaction.atomic():
         job = _lock_checked_job(lease)
         if job is None:
             return
-        if job.check_attempts >= settings.JOB_MAX_ATTEMPTS:
-            fail_locked(job, code=CHECK_FAILED_CODE,
-                        message=f"The video could not be checked ({error}); it was not kept.")
-            return
-        job.lease_token = None
-        job.lease_until = _lease_until(timezone.now())
-        job.save(update_fields=["lease_token", "lease_until"])
-        transaction.on_commit(functools.partial(send_output_check_message, job.id))
+        _resend_or_fail_locked(
+            job, timezone.now(),
+            failure=f"The video could not be checked ({error}); it was not kept.",
+        )
 
 
 def recover_stalled_output_checks(*, batch_size: int) -> tuple[int, int]:
@@ -122,19 +131,13 @@ def recover_stalled_output_checks(*, batch_size: int) -> tuple[int, int]:
             .order_by("pk")[:batch_size]
         )
         for job in stalled:
-            if job.check_attempts >= settings.JOB_MAX_ATTEMPTS:
-                fail_locked(
-                    job, code=CHECK_FAILED_CODE,
-                    message=f"Checking the video stopped responding {job.check_attempts} "
-                            "times; it was not kept.",
-                )
+            if _resend_or_fail_locked(
+                job, now, failure=f"Checking the video stopped responding {job.check_attempts} "
+                                  "times; it was not kept.",
+            ):
+                resent += 1
+            else:
                 failed += 1
-                continue
-            job.lease_token = None
-            job.lease_until = _lease_until(now)
-            job.save(update_fields=["lease_token", "lease_until"])
-            transaction.on_commit(functools.partial(send_output_check_message, job.id))
-            resent += 1
     if resent:
         logger.warning("sent %d stalled output checks again", resent)
     return resent, failed
